@@ -1,0 +1,1 @@
+"""Evaluation: embeddings -> K-means -> binary masks -> inverse STFT -> BSS Eval, beside oracle masks."""

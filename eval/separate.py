@@ -1,0 +1,65 @@
+"""Separation by clustering embeddings (Tzinis et al. 2019, Sec. 3.3; Hershey et al. 2016, Sec. 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from pipeline import features
+from trainer.data import network_input
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, stats: dict[str, np.ndarray], magnitudes: np.ndarray) -> np.ndarray:
+    """Embeddings of a batch of mixtures.
+
+    Args:
+        model: a DeepClusteringNet in eval mode.
+        stats: input normalization (``{"mean": (F,), "std": (F,)}``) from the checkpoint.
+        magnitudes: (B, F, T) float, |STFT| of mic 1.
+
+    Returns:
+        (B, F, T, D) float32, unit-norm embeddings.
+    """
+    x = torch.from_numpy(network_input(magnitudes, stats))  # (B, T, F)
+    return model(x).transpose(1, 2).numpy()  # (B, F, T, D)
+
+
+def cluster_labels(embeddings: np.ndarray, active: np.ndarray, num_sources: int, random_state: int) -> np.ndarray:
+    """K-means with K = num_sources on the embeddings of the non-silent bins, then every bin to its nearest center.
+
+    Args:
+        embeddings: (F, T, D) float. active: (F, T) bool (bins the centers are fitted on).
+        num_sources: K (explicit). random_state: K-means seed.
+
+    Returns:
+        (F, T) int64 in 0..K-1.
+
+    Raises:
+        ValueError: fewer active bins than sources.
+    """
+    f, t, d = embeddings.shape
+    fit = embeddings[active]  # (bins, D)
+    if fit.shape[0] < num_sources:
+        raise ValueError(f"{fit.shape[0]} non-silent bins cannot form {num_sources} clusters")
+    km = KMeans(n_clusters=num_sources, n_init=3, random_state=random_state).fit(fit)
+    return km.predict(embeddings.reshape(-1, d)).reshape(f, t)  # (F, T)
+
+
+def binary_masks(labels: np.ndarray, num_sources: int) -> np.ndarray:
+    """Labels (F, T) int -> masks (N, F, T) float32, one-hot along N."""
+    return (labels[None] == np.arange(num_sources)[:, None, None]).astype(np.float32)
+
+
+def apply_masks(mixture: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Mask the STFT of a single-channel mixture and invert.
+
+    Args:
+        mixture: (S,) float, mic 1. masks: (N, F, T) float in [0, 1].
+
+    Returns:
+        (N, S) float32 source estimates.
+    """
+    spectrum = features.stft(mixture)  # (F, T)
+    return features.istft(masks * spectrum[None], mixture.shape[-1])  # (N, S)

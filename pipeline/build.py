@@ -1,0 +1,217 @@
+"""Render a dataset: plan specs, split them into shards, render shards in parallel, resume, index, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import corpus as corpus_mod
+from . import features, labels, shards, specs as specs_mod
+from .atomic import write_text_atomic
+from .parallel import chunked, run_tasks
+from .render import render_mixture
+
+log = logging.getLogger(__name__)
+VERSIONED_PACKAGES = ("numpy", "scipy", "h5py", "scikit-learn", "soundfile", "torch", "dask", "mir_eval")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape our outputs (missing ones are left out)."""
+    out = {"python": sys.version.split()[0]}
+    for name in VERSIONED_PACKAGES + ("spatial-deep-clustering",):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One Dask task: render these specs into ``path``."""
+
+    path: str
+    specs: tuple
+    corpus_dir: str
+    provenance: dict
+
+
+@dataclass
+class ShardResult:
+    path: str
+    split: str
+    num_mixtures: int
+    first_index: int
+    bytes: int
+    sha256: str
+    seconds: float
+    skipped: bool
+    bpd_accuracy: list = field(default_factory=list)  # per mixture, BPD vs DS on non-silent bins
+    bpd_nmi: list = field(default_factory=list)
+    genders: list = field(default_factory=list)
+
+
+def label_agreement(ex) -> tuple[float, float]:
+    """(accuracy under the best permutation, NMI) of BPD against DS labels over the non-silent bins."""
+    active = features.active_bins(ex.magnitude)
+    n = ex.spec.num_speakers
+    return labels.permutation_accuracy(ex.bpd, ex.ds, n, active), labels.label_nmi(ex.bpd, ex.ds, active)
+
+
+def render_shard(task: ShardTask) -> ShardResult:
+    """Render and write one shard, unless a complete shard of the same specs is already there (resume)."""
+    t0 = time.perf_counter()
+    specs = list(task.specs)
+    path = Path(task.path)
+    skipped = path.is_file() and shards.shard_matches(path, specs)
+    accs, nmis = [], []
+    if not skipped:
+        examples = [render_mixture(s, task.corpus_dir) for s in specs]
+        for ex in examples:
+            acc, nmi = label_agreement(ex)
+            accs.append(acc)
+            nmis.append(nmi)
+        shards.write_shard(path, examples, task.provenance)
+    return ShardResult(str(path), specs[0].split, len(specs), specs[0].index, path.stat().st_size,
+                       shards.file_sha256(path), time.perf_counter() - t0, skipped, accs, nmis,
+                       ["".join(sorted(set(s.genders))) for s in specs])
+
+
+def parse_sizes(num_mixtures: str | None, splits: Sequence[str]) -> dict[str, int]:
+    """Mixtures per split. ``None``: the paper's 5400 / 900 / 1800. One integer with one split: that many.
+    One integer with all splits: train = n, valid = n / 6, test = n / 3 (the paper's ratios).
+    ``"600,100,200"``: train, valid, test.
+
+    Raises:
+        ValueError: a malformed value, with what is accepted.
+    """
+    if num_mixtures is None:
+        return {s: specs_mod.PAPER_SIZES[s] for s in splits}
+    try:
+        values = [int(v) for v in str(num_mixtures).split(",")]
+    except ValueError:
+        raise ValueError(f"--num-mixtures {num_mixtures!r}: give N or TRAIN,VALID,TEST such as 600,100,200") from None
+    if any(v < 1 for v in values) or len(values) not in (1, 3):
+        raise ValueError(f"--num-mixtures {num_mixtures!r}: give N or TRAIN,VALID,TEST, each >= 1")
+    if len(values) == 3:
+        return {s: values[corpus_mod.SPLITS.index(s)] for s in splits}
+    if len(splits) == 1:
+        return {splits[0]: values[0]}
+    return {"train": values[0], "valid": max(1, round(values[0] / 6)), "test": max(1, round(values[0] / 3))}
+
+
+def load_or_make_manifest(corpus_dir: Path, manifest: Path | None, seed: int) -> list[corpus_mod.Utterance]:
+    """Read the manifest, or scan ``corpus_dir`` and write it first."""
+    if manifest is not None and manifest.is_file():
+        return corpus_mod.read_manifest(manifest)
+    utts = corpus_mod.assign_splits(corpus_mod.scan_librispeech(corpus_dir), seed)
+    if manifest is not None:
+        corpus_mod.write_manifest(manifest, utts)
+        log.info("wrote manifest %s (%d utterances)", manifest, len(utts))
+    return utts
+
+
+def plan_dataset(utterances, corpus_dir: Path, config: specs_mod.RenderConfig, seed: int, gender: str,
+                 num_speakers: int, sizes: dict[str, int]) -> dict[str, list[specs_mod.MixtureSpec]]:
+    """Specs per split for one dataset (raises ValueError with the numbers if impossible)."""
+    planner = specs_mod.Planner(utterances, lambda u: corpus_mod.load_audio(u, corpus_dir, config.sample_rate),
+                                config, seed)
+    for split in sizes:  # fail at once, before any planning work, if any split is impossible
+        planner.check(gender, num_speakers, split)
+    return {split: planner.plan(gender, num_speakers, split, n) for split, n in sizes.items()}
+
+
+def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpus_dir: Path, out_dir: Path,
+                   shard_size: int, workers: int, threads_per_worker: int = 1, scheduler: str | None = None,
+                   provenance: dict | None = None, progress: bool = True) -> dict:
+    """Render specs into ``out_dir/<dataset>/<split>-NNNNN.h5``; skip shards already complete (resume).
+
+    Writes beside the shards: ``<split>.jsonl`` (the specs), ``index.json`` (every shard with its count and
+    SHA-256) and ``label_quality.json`` (BPD vs DS agreement). Returns the summary dict.
+    """
+    t0 = time.perf_counter()
+    all_specs = [s for ss in specs_by_split.values() for s in ss]
+    if not all_specs:
+        raise ValueError("nothing to render: no specs")
+    dataset = all_specs[0].dataset
+    ddir = out_dir / dataset
+    ddir.mkdir(parents=True, exist_ok=True)
+    provenance = dict(provenance or {}, versions=package_versions())
+    tasks = []
+    for split, specs in specs_by_split.items():
+        specs_mod.write_specs(ddir / f"{split}.jsonl", specs)
+        for k, chunk in enumerate(chunked(specs, shard_size)):
+            tasks.append(ShardTask(str(ddir / f"{split}-{k:05d}.h5"), tuple(chunk), str(corpus_dir),
+                                   dict(provenance, specs_sha256=specs_mod.specs_hash(specs))))
+    results = list(run_tasks(render_shard, tasks, workers, threads_per_worker, scheduler, progress,
+                             desc=f"render {dataset}"))
+    results.sort(key=lambda r: r.path)
+    index_path = ddir / "index.json"
+    old = json.loads(index_path.read_text()) if index_path.is_file() else {"shards": []}
+    kept = [s for s in old.get("shards", []) if s["split"] not in specs_by_split]
+    entries = kept + [{"file": Path(r.path).name, "split": r.split, "num_mixtures": r.num_mixtures,
+                       "first_index": r.first_index, "bytes": r.bytes, "sha256": r.sha256} for r in results]
+    write_text_atomic(index_path, json.dumps({"schema_version": shards.SCHEMA_VERSION, "dataset": dataset,
+                                              "shards": sorted(entries, key=lambda e: e["file"])}, indent=1))
+    quality = label_quality(results)
+    if quality:
+        write_text_atomic(ddir / "label_quality.json", json.dumps(quality, indent=1))
+    return {
+        "dataset": dataset, "mixtures": sum(r.num_mixtures for r in results), "shards": len(results),
+        "shards_skipped": sum(r.skipped for r in results), "bytes": sum(r.bytes for r in results),
+        "seconds": time.perf_counter() - t0, "out": str(ddir), "label_quality": quality,
+    }
+
+
+def label_quality(results: Sequence[ShardResult]) -> dict:
+    """Mean BPD-vs-DS accuracy and NMI per split and gender mix, over the shards rendered in this run."""
+    out: dict = {}
+    for r in results:
+        for acc, nmi, g in zip(r.bpd_accuracy, r.bpd_nmi, r.genders):
+            for key in (r.split, f"{r.split}/{g}"):
+                out.setdefault(key, {"accuracy": [], "nmi": []})
+                out[key]["accuracy"].append(acc)
+                out[key]["nmi"].append(nmi)
+    return {k: {"mixtures": len(v["accuracy"]), "bpd_ds_accuracy": float(np.mean(v["accuracy"])),
+                "bpd_ds_nmi": float(np.mean(v["nmi"]))} for k, v in sorted(out.items())}
+
+
+def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path) -> dict:
+    return {"render_config": asdict(config), "seed": seed, "corpus": corpus_dir.name, "command": sys.argv}
+
+
+def render(corpus_dir: Path, manifest: Path | None, out_dir: Path, gender: str, num_speakers: int,
+           splits: Sequence[str], num_mixtures: str | None, config: specs_mod.RenderConfig, seed: int,
+           shard_size: int, workers: int, threads_per_worker: int = 1, scheduler: str | None = None,
+           progress: bool = True) -> dict:
+    """Plan and render one dataset (``dcgen render``). Returns the summary of :func:`render_dataset`."""
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; pass --corpus DIR "
+                                "(the bundled one is corpora/librispeech-clips)")
+    if shard_size < 1:
+        raise ValueError(f"--shard-size must be >= 1, got {shard_size}")
+    utts = load_or_make_manifest(corpus_dir, manifest, seed)
+    sizes = parse_sizes(num_mixtures, splits)
+    by_split = plan_dataset(utts, corpus_dir, config, seed, gender, num_speakers, sizes)
+    return render_dataset(by_split, corpus_dir, out_dir, shard_size, workers, threads_per_worker, scheduler,
+                          config_provenance(config, seed, corpus_dir), progress)
+
+
+def format_summary(summary: dict) -> str:
+    """A few readable lines about a finished render."""
+    lines = [f"dataset {summary['dataset']}: {summary['mixtures']} mixtures in {summary['shards']} shards "
+             f"({summary['shards_skipped']} already complete) under {summary['out']}",
+             f"  {summary['bytes'] / 1e6:.1f} MB on disk, {summary['bytes'] / max(summary['mixtures'], 1) / 1e3:.0f} kB "
+             f"per mixture, {summary['seconds']:.1f} s"]
+    for key, q in summary["label_quality"].items():
+        lines.append(f"  BPD vs DS labels, {key:<12} accuracy {100 * q['bpd_ds_accuracy']:.1f} %  "
+                     f"NMI {q['bpd_ds_nmi']:.3f}  ({q['mixtures']} mixtures rendered now)")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""``dcgen``: scan a corpus, plan mixture specs, render HDF5 shards."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from . import build, corpus, specs
+
+DEFAULT_CORPUS = "corpora/librispeech-clips"
+
+
+def _manifest_path(corpus_dir: Path, manifest: str | None) -> Path:
+    return Path(manifest) if manifest else Path("data_manifests/corpora") / f"{corpus_dir.name}.csv"
+
+
+def _config(sample_rate, duration, mic_spacing, min_angle) -> specs.RenderConfig:
+    return specs.RenderConfig(sample_rate=sample_rate, duration_s=duration, mic_spacing_m=mic_spacing,
+                              min_angle_deg=min_angle)
+
+
+@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.option("--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Render two-microphone speech mixtures for spatial deep clustering (Tzinis et al. 2019)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+    for noisy in ("distributed", "dask"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@main.command("manifest")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Manifest CSV to write [default: data_manifests/corpora/<corpus folder name>.csv].")
+@click.option("--seed", type=int, default=0, help="Seed of the speaker split.")
+def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int) -> None:
+    """Scan a LibriSpeech-layout CORPUS_DIR into an utterance manifest, split by speaker (75/10/15 %)."""
+    out = out or _manifest_path(corpus_dir, None)
+    try:
+        utts = corpus.assign_splits(corpus.scan_librispeech(corpus_dir), seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    corpus.write_manifest(out, utts)
+    for split in corpus.SPLITS:
+        n = {g: len({u.speaker for u in utts if u.split == split and u.gender == g}) for g in corpus.GENDERS}
+        click.echo(f"{split:<5}  {n['f']:>4} female  {n['m']:>4} male speakers")
+    click.echo(f"wrote {out} ({len(utts)} utterances)")
+
+
+def render_options(fn):
+    opts = [
+        click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path), default=DEFAULT_CORPUS,
+                     help="Corpus folder (LibriSpeech layout)."),
+        click.option("--manifest", default=None,
+                     help="Utterance manifest; made from --corpus if missing "
+                          "[default: data_manifests/corpora/<corpus>.csv]."),
+        click.option("--speakers", type=click.IntRange(2, 19), default=2, help="Speakers per mixture (N)."),
+        click.option("--gender", type=click.Choice(specs.DATASET_GENDERS), default="fm",
+                     help="f, m, or fm (at least one of each)."),
+        click.option("--split", type=click.Choice(corpus.SPLITS + ("all",)), default="all", help="Split(s)."),
+        click.option("--num-mixtures", default=None,
+                     help="N for one split; with --split all, N train and N/6, N/3 valid, test; or TRAIN,VALID,TEST. "
+                          "[default: the paper's 5400,900,1800]"),
+        click.option("--seed", type=int, default=0, help="Seed of every random draw."),
+        click.option("--sample-rate", type=int, default=16000, help="Sample rate (Hz); the corpus must match."),
+        click.option("--duration", type=float, default=2.0, help="Mixture length (s)."),
+        click.option("--mic-spacing", type=float, default=0.01, help="Distance between the two mics (m)."),
+        click.option("--min-angle", type=float, default=10.0, help="Smallest angle between two sources (degrees)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+@main.command("render")
+@render_options
+@click.option("--out", type=click.Path(path_type=Path), default="data", help="Output root; shards go to OUT/<dataset>/.")
+@click.option("--shard-size", type=int, default=100, help="Mixtures per HDF5 shard (one Dask task each).")
+@click.option("--workers", type=int, default=2, help="Local Dask worker processes (0: no Dask, in this process).")
+@click.option("--threads-per-worker", type=int, default=1, help="Threads per Dask worker.")
+@click.option("--scheduler", default=None, help="Address tcp://HOST:PORT of an existing Dask scheduler to use instead.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration,
+               mic_spacing, min_angle, out, shard_size, workers, threads_per_worker, scheduler, quiet) -> None:
+    """Plan and render one dataset (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
+    splits = corpus.SPLITS if split == "all" else (split,)
+    try:
+        summary = build.render(Path(corpus_dir), _manifest_path(Path(corpus_dir), manifest), Path(out), gender,
+                               speakers, splits, num_mixtures, _config(sample_rate, duration, mic_spacing, min_angle),
+                               seed, shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(build.format_summary(summary))
+
+
+if __name__ == "__main__":
+    main()

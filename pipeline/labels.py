@@ -1,0 +1,106 @@
+"""Training targets from a mixture: DS (oracle), BPD (unsupervised), RPD (raw NPD); and label agreement.
+
+- DS (Tzinis et al. 2019, eq. 4): the source with the largest |a_i S_i| in each bin.
+- BPD (eq. 5): K-means with K = N on the NPD values. Robustness (measured, see README): K-means is fitted only on
+  non-silent bins with omega > 0, with the NPD clipped to 1.5 times the largest physical delay, because bins where
+  sources overlap or nearly cancel give arbitrary phases; every bin is then assigned to the nearest center.
+  Clusters are numbered by increasing delay, so labels are deterministic.
+- RPD (Sec. 3.2): the NPD itself; its scaling for the loss is in :func:`rpd_target`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score
+
+
+def ds_labels(source_stfts: np.ndarray) -> np.ndarray:
+    """Dominant-source labels, eq. 4.
+
+    Args:
+        source_stfts: (N, F, T) complex, each source as heard at mic 1 (gain included).
+
+    Returns:
+        (F, T) uint8 in 0..N-1.
+    """
+    return np.argmax(np.abs(source_stfts), axis=0).astype(np.uint8)
+
+
+def bpd_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_samples: float,
+               random_state: int) -> np.ndarray:
+    """Binary phase-difference labels, eq. 5: K-means (K = N) on the NPD.
+
+    Args:
+        npd: (F, T) float, samples.
+        active: (F, T) bool, the non-silent bins (fit only on these, omega > 0 too).
+        num_sources: N, the number of clusters (explicit, never inferred).
+        max_delay_samples: d fs / c, the largest physical delay; NPD is clipped to 1.5 times it.
+        random_state: K-means seed (from :func:`pipeline.rng.random_state_for`).
+
+    Returns:
+        (F, T) uint8 in 0..N-1, cluster 0 having the smallest delay.
+
+    Raises:
+        ValueError: fewer fit bins than sources.
+    """
+    limit = 1.5 * max_delay_samples
+    values = np.clip(npd, -limit, limit)
+    fit_mask = active.copy()
+    fit_mask[0] = False  # omega = 0 carries no phase difference
+    fit = values[fit_mask].reshape(-1, 1)  # (bins, 1)
+    if fit.shape[0] < num_sources:
+        raise ValueError(f"only {fit.shape[0]} non-silent bins for {num_sources} BPD clusters: is the mixture silent?")
+    km = KMeans(n_clusters=num_sources, n_init=3, random_state=random_state).fit(fit)
+    centers = np.sort(km.cluster_centers_[:, 0])  # (N,)
+    edges = (centers[1:] + centers[:-1]) / 2  # nearest center in 1-D = bins between midpoints
+    return np.searchsorted(edges, values).astype(np.uint8)
+
+
+def rpd_target(npd: np.ndarray, active: np.ndarray, max_delay_samples: float) -> np.ndarray:
+    """The RPD training target (Sec. 3.2): NPD clipped to +-1.5 max delay, then z-scored over the active bins
+    of the mixture (as the authors' code), so its scale does not depend on the mic spacing.
+
+    Args:
+        npd: (..., F, T) float, samples. active: (..., F, T) bool.
+
+    Returns:
+        (..., F, T) float32.
+    """
+    limit = 1.5 * max_delay_samples
+    values = np.clip(npd, -limit, limit).astype(np.float64)
+    axes = (-2, -1)
+    count = np.maximum(active.sum(axis=axes, keepdims=True), 1)
+    mean = (values * active).sum(axis=axes, keepdims=True) / count
+    var = (((values - mean) * active) ** 2).sum(axis=axes, keepdims=True) / count
+    return ((values - mean) / np.sqrt(var + 1e-12)).astype(np.float32)
+
+
+def permutation_accuracy(labels: np.ndarray, reference: np.ndarray, num_sources: int,
+                         mask: np.ndarray | None = None) -> float:
+    """Fraction of bins where ``labels`` equal ``reference`` under the best relabeling (all N! permutations).
+
+    Args:
+        labels, reference: integer arrays of one shape, values in 0..N-1. mask: bool of that shape, bins to count.
+
+    Returns:
+        float in [1/N, 1] (nan if the mask is empty).
+    """
+    a = labels[mask] if mask is not None else labels.ravel()
+    b = reference[mask] if mask is not None else reference.ravel()
+    if a.size == 0:
+        return float("nan")
+    confusion = np.zeros((num_sources, num_sources), dtype=np.int64)
+    np.add.at(confusion, (a.astype(np.int64), b.astype(np.int64)), 1)
+    best = max(sum(confusion[i, p[i]] for i in range(num_sources))
+               for p in itertools.permutations(range(num_sources)))
+    return float(best / a.size)
+
+
+def label_nmi(labels: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Normalized mutual information (scikit-learn, arithmetic mean) of two labelings over the masked bins."""
+    a = labels[mask] if mask is not None else labels.ravel()
+    b = reference[mask] if mask is not None else reference.ravel()
+    return float(normalized_mutual_info_score(b, a))

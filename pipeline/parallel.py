@@ -1,0 +1,74 @@
+"""Run independent tasks on Dask: a local cluster of processes by default, or an existing cluster by address."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None = None):
+    """A ``distributed.Client``: connected to ``scheduler`` (``tcp://HOST:PORT``) if given, else to a new
+    ``LocalCluster`` of ``workers`` processes (closed on exit).
+
+    Raises:
+        ValueError: workers < 1 without a scheduler. OSError: the scheduler cannot be reached.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    # distributed configures its loggers at import; keep a local cluster's start/stop chatter out of the user's way
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+    if scheduler:
+        client = Client(scheduler, timeout="20s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1 for a Dask cluster, got {workers}")
+    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_tasks(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, threads_per_worker: int = 1,
+              scheduler: str | None = None, progress: bool = True, desc: str = "") -> Iterator[R]:
+    """Apply ``fn`` to every item and yield the results as they complete (order not kept).
+
+    ``workers=0`` without a scheduler runs in this process (handy for debugging); otherwise one Dask task per item.
+    A failing task raises its exception here, after the results already yielded.
+    """
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="task")
+    try:
+        if workers == 0 and not scheduler:
+            for item in items:
+                yield fn(item)
+                bar.update()
+            return
+        from dask.distributed import as_completed
+
+        with dask_client(workers, threads_per_worker, scheduler) as client:
+            futures = client.map(fn, list(items), pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+                bar.update()
+    finally:
+        bar.close()
+
+
+def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    """Consecutive slices of ``items`` of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start: start + size]

@@ -1,0 +1,96 @@
+"""Render one mixture from its spec: a pure function of the spec and the corpus audio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+from . import acoustics, features, labels
+from .rng import random_state_for
+from .specs import MixtureSpec
+
+
+@dataclass
+class Example:
+    """One rendered mixture (field shapes: N sources, S samples, F = 257 frequencies, T frames).
+
+    Attributes:
+        spec: the spec it was rendered from.
+        mixture: (2, S) float32, mic 1 and mic 2.
+        sources: (N, S) float32, each source as heard at mic 1 (the SDR references); they sum to ``mixture[0]``.
+        magnitude: (F, T) float32, |STFT| of mic 1 (the network input).
+        npd: (F, T) float32, normalized phase difference (samples), eq. 3.
+        bpd: (F, T) uint8, K-means labels of the NPD, eq. 5.
+        ds: (F, T) uint8, dominant-source labels, eq. 4.
+    """
+
+    spec: MixtureSpec
+    mixture: np.ndarray
+    sources: np.ndarray
+    magnitude: np.ndarray
+    npd: np.ndarray
+    bpd: np.ndarray
+    ds: np.ndarray
+
+
+def read_segment(path: Path, offset: int, num_samples: int, sample_rate: int,
+                 margin: int = acoustics.DELAY_MARGIN) -> np.ndarray:
+    """Read ``num_samples`` + 2 ``margin`` samples around ``offset`` of a mono file (zero-padded past its ends).
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: unreadable file or wrong sample rate.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"audio {path} not found; is --corpus the folder the specs were planned from?")
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            if fh.samplerate != sample_rate:
+                raise ValueError(f"{path}: sample rate {fh.samplerate} Hz, the spec says {sample_rate} Hz")
+            lo = max(offset - margin, 0)
+            fh.seek(lo)
+            data = fh.read(num_samples + 2 * margin - (lo - (offset - margin)), dtype="float64", always_2d=True)[:, 0]
+    except sf.LibsndfileError as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}. Replace the file.") from exc
+    out = np.zeros(num_samples + 2 * margin)
+    start = lo - (offset - margin)
+    out[start: start + data.shape[0]] = data
+    return out
+
+
+def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
+                   read: Callable[[Path, int, int, int], np.ndarray] = read_segment) -> Example:
+    """Render a spec: level, delay, mix, STFT, NPD, labels.
+
+    Each segment is scaled to unit RMS over its S kept samples, then by its gain a_i. Mic 2 gets exact
+    fractional delays (:mod:`pipeline.acoustics`).
+
+    Raises:
+        ValueError: a silent source segment (cannot be leveled), or an unknown room.
+    """
+    corpus_dir = Path(corpus_dir)
+    s, m = spec.num_samples, acoustics.DELAY_MARGIN
+    segs = np.stack([read(corpus_dir / p, o, s, spec.sample_rate) for p, o in zip(spec.paths, spec.offsets)])
+    rms = np.sqrt(np.mean(segs[:, m: m + s] ** 2, axis=1))  # (N,)
+    if np.any(rms < 1e-6):
+        bad = [spec.utterance_ids[i] for i in np.flatnonzero(rms < 1e-6)]
+        raise ValueError(f"mixture {spec.mixture_id}: source segment(s) of {bad} are silent; re-plan the dataset")
+    segs = segs * (np.asarray(spec.gains) / rms)[:, None]
+    if spec.room == "anechoic":
+        images = acoustics.anechoic_two_mic(segs, spec.delays_samples)  # (N, 2, S)
+    else:
+        raise ValueError(f"mixture {spec.mixture_id}: unknown room {spec.room!r}; expected 'anechoic'")
+    mixture = images.sum(axis=0).astype(np.float32)  # (2, S)
+    sources = images[:, 0].astype(np.float32)  # (N, S)
+    spectra = features.stft(np.concatenate([mixture, sources]))  # (2 + N, F, T)
+    m1, m2, src = spectra[0], spectra[1], spectra[2:]
+    magnitude = np.abs(m1)
+    npd = features.npd(m1, m2)
+    active = features.active_bins(magnitude)
+    max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+    bpd = labels.bpd_labels(npd, active, spec.num_speakers, max_delay,
+                            random_state_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
+    return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd, labels.ds_labels(src))

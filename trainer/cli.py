@@ -1,0 +1,55 @@
+"""``dctrain``: train a deep-clustering model on shards."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .config import TARGETS, TrainConfig
+from .loop import train
+
+D = TrainConfig.__dataclass_fields__
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.option("--shards", required=True, help="Glob of training shards, e.g. 'data/fm2/train-*.h5' (quote it).")
+@click.option("--valid", required=True, help="Glob of validation shards, e.g. 'data/fm2/valid-*.h5'.")
+@click.option("--target", type=click.Choice(TARGETS), default=D["target"].default,
+              help="Y: ds = oracle dominant source, bpd = K-means on NPD (unsupervised), rpd = raw NPD.")
+@click.option("--out", required=True, help="Run directory (config, log.csv, best.pt, last.pt, loss.png).")
+@click.option("--layers", type=int, default=D["layers"].default, help="BLSTM layers.")
+@click.option("--hidden", type=int, default=D["hidden"].default, help="BLSTM units per direction.")
+@click.option("--embedding-dim", type=int, default=D["embedding_dim"].default, help="Embedding size D per TF bin.")
+@click.option("--dropout", type=float, default=D["dropout"].default, help="Dropout on BLSTM outputs.")
+@click.option("--lr", type=float, default=D["lr"].default, help="Adam learning rate.")
+@click.option("--epochs", type=int, default=D["epochs"].default, help="Epochs.")
+@click.option("--batch-size", type=int, default=D["batch_size"].default, help="Mixtures per step.")
+@click.option("--chunk-frames", type=int, default=D["chunk_frames"].default,
+              help="Random chunk of this many frames per training mixture (0 = whole mixture).")
+@click.option("--clip-grad", type=float, default=D["clip_grad"].default, help="Gradient-norm clipping (0 = off).")
+@click.option("--patience", type=int, default=D["patience"].default,
+              help="Stop after this many epochs without a better validation loss (0 = never).")
+@click.option("--seed", type=int, default=D["seed"].default, help="Seed.")
+@click.option("--num-workers", type=int, default=D["num_workers"].default, help="DataLoader worker processes.")
+@click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def main(out, threads, quiet, **options) -> None:
+    """Train a BLSTM deep-clustering network (Hershey et al. 2016) on DS, BPD or RPD targets; re-running the same
+    command resumes from OUT/last.pt."""
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        config = TrainConfig(**options)
+        summary = train(config, out, progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"trained {summary['epochs']} epochs ({summary['steps']} steps) in {summary['seconds']:.0f} s; "
+               f"best validation loss {summary['best_valid_loss']:.4f}; checkpoints in {summary['out']}")
+
+
+if __name__ == "__main__":
+    main()

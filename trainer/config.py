@@ -1,0 +1,65 @@
+"""The training configuration: one frozen dataclass, stored in every checkpoint, from which the model is rebuilt."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+TARGETS = ("ds", "bpd", "rpd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        shards, valid: glob patterns of training / validation shards.
+        target: ``"ds"`` (oracle dominant source), ``"bpd"`` (K-means on NPD) or ``"rpd"`` (raw NPD).
+        layers, hidden: BLSTM layers and units per direction.
+        embedding_dim: D, the embedding size per TF bin.
+        dropout: dropout on the output of every BLSTM layer (the paper: on the last one).
+        lr: Adam learning rate. batch_size: mixtures per step. epochs: passes over the training shards.
+        chunk_frames: random chunk of T frames per training mixture (0: whole mixtures); validation uses whole ones.
+        clip_grad: gradient-norm clipping (0: none).
+        patience: stop after this many epochs without a better validation loss (0: never).
+        silence_db: bins more than this many dB under the loudest bin are left out of the loss.
+        seed: seeds initialization, chunking and shuffling.
+        num_workers: DataLoader worker processes.
+    """
+
+    shards: str
+    valid: str
+    target: str = "bpd"
+    layers: int = 2
+    hidden: int = 300
+    embedding_dim: int = 20
+    dropout: float = 0.3
+    lr: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 10
+    chunk_frames: int = 100
+    clip_grad: float = 5.0
+    patience: int = 0
+    silence_db: float = 40.0
+    seed: int = 0
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target {self.target!r} is not one of {TARGETS}")
+        for name in ("layers", "hidden", "embedding_dim", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.chunk_frames < 0 or self.num_workers < 0 or self.patience < 0:
+            raise ValueError("chunk_frames, num_workers and patience must be >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,40 @@
+"""The deep-clustering network: stacked BLSTM -> dense -> one unit-length embedding per TF bin
+(Hershey et al. 2016, Sec. 4; Tzinis et al. 2019, Sec. 3.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+class DeepClusteringNet(nn.Module):
+    """BLSTM embedding network.
+
+    Args:
+        num_freqs: F, input frequencies (257).
+        hidden: BLSTM units per direction. layers: stacked BLSTM layers.
+        embedding_dim: D. dropout: on the output of each BLSTM layer, the last included.
+
+    Input (B, T, F) float32 normalized log magnitude; output (B, T, F, D) float32 unit-norm embeddings.
+    """
+
+    def __init__(self, num_freqs: int, hidden: int, layers: int, embedding_dim: int, dropout: float):
+        super().__init__()
+        self.num_freqs, self.embedding_dim = num_freqs, embedding_dim
+        self.blstm = nn.LSTM(num_freqs, hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                             dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(2 * hidden, num_freqs * embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, f = x.shape
+        h, _ = self.blstm(x)  # (B, T, 2H)
+        v = self.dense(self.dropout(h)).view(b, t, f, self.embedding_dim)  # (B, T, F, D)
+        return nn.functional.normalize(v, dim=-1)
+
+
+def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:
+    """The model a config describes (checkpoints rebuild models this way)."""
+    return DeepClusteringNet(num_freqs, config.hidden, config.layers, config.embedding_dim, config.dropout)
