@@ -46,7 +46,7 @@ def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
-        total += float(batch_loss(model, batch, target)) * batch["x"].shape[0]
+        total += batch_loss(model, batch, target).item() * batch["x"].shape[0]
         count += batch["x"].shape[0]
     model.train()
     return total / max(count, 1)
@@ -113,7 +113,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         valid_loss = validate(model, valid_loader, config.target)
         epoch += 1

@@ -1,0 +1,51 @@
+import csv
+
+from click.testing import CliRunner
+
+from eval.cli import main as dceval
+from pipeline.cli import main as dcgen
+from trainer.cli import main as dctrain
+
+
+def test_the_chain_through_the_three_clis(small_corpus, tmp_path):
+    runner = CliRunner()
+    manifest = tmp_path / "m.csv"
+    r = runner.invoke(dcgen, ["manifest", str(small_corpus), "--out", str(manifest)])
+    assert r.exit_code == 0, r.output
+    assert "test      1 female     1 male" in r.output
+    r = runner.invoke(dcgen, ["render", "--corpus", str(small_corpus), "--manifest", str(manifest), "--speakers", "2",
+                              "--gender", "fm", "--num-mixtures", "6,3,3", "--out", str(tmp_path / "data"),
+                              "--shard-size", "3", "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "12 mixtures in 4 shards" in r.output and "BPD vs DS labels" in r.output
+    data = tmp_path / "data" / "fm2"
+    r = runner.invoke(dctrain, ["--shards", str(data / "train-*.h5"), "--valid", str(data / "valid-*.h5"),
+                                "--out", str(tmp_path / "run"), "--layers", "1", "--hidden", "8", "--embedding-dim",
+                                "4", "--epochs", "1", "--batch-size", "3", "--num-workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    report = tmp_path / "sdr.csv"
+    r = runner.invoke(dceval, ["--checkpoint", str(tmp_path / "run" / "best.pt"), "--shards", str(data / "test-*.h5"),
+                               "--report", str(report), "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(report.open()))
+    assert {r["method"] for r in rows} == {"dc_bpd", "oracle_ds", "oracle_bpd"}
+    assert len(rows) == 3 * 3 * 2  # mixtures x methods x sources
+    assert {"sdr", "sir", "sar", "si_sdr", "sdri", "angles_deg", "gains", "genders"} <= set(rows[0])
+    assert "| fm2 | oracle_ds |" in r.output and (tmp_path / "sdr.md").is_file()
+
+
+def test_bad_input_gives_clear_errors(small_corpus, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(dcgen, ["render", "--corpus", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "does not exist" in r.output
+    r = runner.invoke(dcgen, ["render", "--gender", "x"])
+    assert r.exit_code != 0 and "'x' is not one of 'f', 'm', 'fm'" in r.output
+    r = runner.invoke(dcgen, ["render", "--split", "dev"])
+    assert r.exit_code != 0 and "'dev' is not one of" in r.output
+    r = runner.invoke(dcgen, ["render", "--corpus", str(small_corpus), "--manifest", str(tmp_path / "m.csv"),
+                              "--gender", "f", "--speakers", "3", "--split", "test", "--num-mixtures", "2",
+                              "--out", str(tmp_path), "--workers", "0"])
+    assert r.exit_code != 0 and "has 1 usable speakers of gender 'f'" in r.output
+    assert not list(tmp_path.glob("**/*.h5"))  # nothing half-written
+    r = runner.invoke(dctrain, ["--shards", str(tmp_path / "none-*.h5"), "--valid", "x", "--out", str(tmp_path / "r")])
+    assert r.exit_code != 0 and "no shard matches" in r.output

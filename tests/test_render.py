@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from pipeline import build, features, render, shards, specs
+from pipeline.shards import ShardSet, expand_shards
+
+
+def test_specs_respect_the_paper_constraints(small_specs, small_manifest):
+    split_of = {u.speaker: u.split for u in small_manifest}
+    for split, ss in small_specs.items():
+        for s in ss:
+            assert s.split == split and s.num_speakers == 2
+            assert len(set(s.speakers)) == 2 and all(split_of[spk] == split for spk in s.speakers)
+            assert sorted(s.genders) == ["f", "m"]
+            assert abs(s.angles_deg[0] - s.angles_deg[1]) >= 10
+            assert sum(s.gains) == pytest.approx(1.0) and min(s.gains) > 0
+            assert s.num_samples == 32000 and s.sample_rate == 16000
+
+
+def test_planning_is_a_pure_function_of_the_key(small_corpus, small_manifest, small_specs):
+    again = build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "fm", 2, {"test": 4})
+    assert [s.to_json() for s in again["test"]] == [s.to_json() for s in small_specs["test"]]
+    other = build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 1, "fm", 2, {"test": 4})
+    assert [s.to_json() for s in other["test"]] != [s.to_json() for s in small_specs["test"]]
+
+
+def test_spec_json_round_trip(small_specs):
+    s = small_specs["train"][0]
+    assert specs.MixtureSpec.from_json(s.to_json()) == s
+
+
+def test_same_spec_renders_identical_arrays(small_corpus, small_specs):
+    s = small_specs["test"][1]
+    a, b = render.render_mixture(s, small_corpus), render.render_mixture(s, small_corpus)
+    for name in shards.ARRAY_FIELDS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_rendered_example_is_consistent(small_corpus, small_specs):
+    ex = render.render_mixture(small_specs["test"][0], small_corpus)
+    assert ex.mixture.shape == (2, 32000) and ex.sources.shape == (2, 32000)
+    np.testing.assert_allclose(ex.sources.sum(0), ex.mixture[0], atol=1e-5)
+    assert ex.magnitude.shape == ex.npd.shape == ex.bpd.shape == ex.ds.shape == (257, 251)
+    assert set(np.unique(ex.ds)) <= {0, 1} and set(np.unique(ex.bpd)) <= {0, 1}
+    active = features.active_bins(ex.magnitude)
+    assert build.label_agreement(ex)[0] > 0.8  # BPD recovers DS on most non-silent bins
+    assert np.abs(ex.npd[1:][active[1:]]).max() <= np.pi / features.omega()[1]
+
+
+def test_shards_hold_what_render_made(small_dataset, small_corpus, small_specs):
+    data = ShardSet(expand_shards(str(small_dataset / "test-*.h5")))
+    assert len(data) == 4
+    got = data.read(2, ("ds", "spec"))
+    assert got["spec"] == small_specs["test"][2]
+    assert np.array_equal(got["ds"], render.render_mixture(small_specs["test"][2], small_corpus).ds)
+    index = (small_dataset / "index.json").read_text()
+    assert "test-00000.h5" in index and "sha256" in index
+
+
+def test_dask_with_1_or_2_workers_gives_identical_shards(small_corpus, small_specs, tmp_path):
+    part = {"test": small_specs["test"]}
+    build.render_dataset(part, small_corpus, tmp_path / "w1", shard_size=2, workers=1, progress=False)
+    build.render_dataset(part, small_corpus, tmp_path / "w2", shard_size=3, workers=2, progress=False)
+    a = ShardSet(expand_shards(str(tmp_path / "w1/fm2/test-*.h5")))
+    b = ShardSet(expand_shards(str(tmp_path / "w2/fm2/test-*.h5")))
+    assert len(a) == len(b) == 4
+    for i in range(4):
+        ra, rb = a.read(i), b.read(i)
+        for name in shards.ARRAY_FIELDS:
+            assert np.array_equal(ra[name], rb[name]), (i, name)
+
+
+def test_rerun_skips_complete_shards(small_corpus, small_specs, tmp_path):
+    part = {"valid": small_specs["valid"]}
+    first = build.render_dataset(part, small_corpus, tmp_path, shard_size=2, workers=0, progress=False)
+    (tmp_path / "fm2" / "valid-00001.h5").unlink()
+    again = build.render_dataset(part, small_corpus, tmp_path, shard_size=2, workers=0, progress=False)
+    assert first["shards_skipped"] == 0 and again["shards_skipped"] == 1 and again["mixtures"] == 4
+
+
+def test_impossible_requests_fail_with_the_numbers(small_corpus, small_manifest):
+    with pytest.raises(ValueError, match="usable speakers of gender 'f'"):
+        build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "f", 3, {"test": 2})
+    with pytest.raises(ValueError, match="alias"):
+        build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(mic_spacing_m=0.05), 0, "fm", 2,
+                           {"test": 2})
+    with pytest.raises(ValueError, match="pairwise"):
+        specs.draw_angles(np.random.default_rng(0), 20, 10.0)
+
+
+def test_num_mixtures_parsing():
+    assert build.parse_sizes("600,100,200", ("train", "valid", "test")) == {"train": 600, "valid": 100, "test": 200}
+    assert build.parse_sizes("60", ("train", "valid", "test")) == {"train": 60, "valid": 10, "test": 20}
+    assert build.parse_sizes("7", ("test",)) == {"test": 7}
+    with pytest.raises(ValueError, match="TRAIN,VALID,TEST"):
+        build.parse_sizes("lots", ("test",))

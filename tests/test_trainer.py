@@ -1,0 +1,66 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from trainer.config import TrainConfig
+from trainer.data import DeepClusteringDataset, input_stats
+from trainer.loop import train
+from pipeline.shards import ShardSet, expand_shards
+
+
+def tiny_config(dataset, **kw):
+    base = dict(shards=str(dataset / "train-*.h5"), valid=str(dataset / "valid-*.h5"), target="bpd", layers=1,
+                hidden=16, embedding_dim=4, batch_size=4, epochs=1, chunk_frames=40, num_workers=0)
+    return TrainConfig(**dict(base, **kw))
+
+
+@pytest.mark.parametrize("target", ["ds", "bpd", "rpd"])
+def test_dataset_items_have_documented_shapes(small_dataset, target):
+    shards = ShardSet(expand_shards(str(small_dataset / "train-*.h5")))
+    item = DeepClusteringDataset(shards, target, input_stats(shards), chunk_frames=40)[0]
+    assert item["x"].shape == item["w"].shape == (40, 257)
+    assert item["y"].shape == ((40, 257, 1) if target == "rpd" else (40, 257))
+    assert item["n"] == 2 and 0 < float(item["w"].mean()) < 1
+
+
+def test_training_writes_a_self_describing_run_and_resumes(small_dataset, tmp_path):
+    config = tiny_config(small_dataset)
+    first = train(config, tmp_path, progress=False)
+    assert first["epochs"] == 1 and first["steps"] == 2
+    for name in ("best.pt", "last.pt", "log.csv", "loss.png", "config.json"):
+        assert (tmp_path / name).is_file(), name
+    state = load_checkpoint(tmp_path / "best.pt")
+    model, cfg = model_from_checkpoint(state)
+    assert cfg == config and {"model", "optimizer", "stats", "step", "best_val", "versions"} <= set(state)
+    # same command with more epochs continues from last.pt instead of starting over
+    second = train(tiny_config(small_dataset, epochs=2), tmp_path / "x", progress=False)
+    assert second["steps"] == 4
+    with pytest.raises(ValueError, match="another config"):
+        train(tiny_config(small_dataset, epochs=2), tmp_path, progress=False)
+
+
+def test_resume_continues_at_the_saved_step(small_dataset, tmp_path):
+    train(tiny_config(small_dataset, epochs=1), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["config"] = tiny_config(small_dataset, epochs=2).to_dict()  # the user asks for one more epoch
+    torch.save(state, tmp_path / "last.pt")
+    out = train(tiny_config(small_dataset, epochs=2), tmp_path, progress=False)
+    assert out["steps"] == 4 and [h["epoch"] for h in out["history"]] == [1, 2]
+    with open(tmp_path / "log.csv") as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2"]
+
+
+def test_training_reduces_the_loss_on_a_tiny_set(small_dataset, tmp_path):
+    out = train(tiny_config(small_dataset, epochs=6, lr=1e-2, target="ds"), tmp_path, progress=False)
+    losses = [h["train_loss"] for h in out["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_bad_config_values_are_refused():
+    with pytest.raises(ValueError, match="target"):
+        TrainConfig(shards="a", valid="b", target="xyz")
+    with pytest.raises(ValueError, match="dropout"):
+        TrainConfig(shards="a", valid="b", dropout=1.5)
