@@ -95,5 +95,45 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
     click.echo(build.format_summary(summary))
 
 
+@main.command("plan")
+@render_options
+@click.option("--specs-dir", type=click.Path(path_type=Path), default="data_manifests/datasets",
+              help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.")
+def plan_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration, mic_spacing,
+             min_angle, specs_dir) -> None:
+    """Write the mixture specs of one dataset as JSONL without rendering (commit them to share a dataset)."""
+    splits = corpus.SPLITS if split == "all" else (split,)
+    corpus_dir = Path(corpus_dir)
+    config = _config(sample_rate, duration, mic_spacing, min_angle)
+    try:
+        utts = build.load_or_make_manifest(corpus_dir, _manifest_path(corpus_dir, manifest), seed)
+        by_split = build.plan_dataset(utts, corpus_dir, config, seed, gender, speakers,
+                                      build.parse_sizes(num_mixtures, splits))
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, ss in by_split.items():
+        path = Path(specs_dir) / corpus_dir.name / specs.dataset_name(gender, speakers) / f"{name}.jsonl"
+        specs.write_specs(path, ss)
+        click.echo(f"wrote {path} ({len(ss)} mixtures, sha256 {specs.specs_hash(ss)[:12]})")
+
+
+@main.command("verify")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify_cmd(dataset_dir: Path) -> None:
+    """Re-read every shard of DATASET_DIR (e.g. data/fm2) against its index.json: counts, checksums, schema, NaNs."""
+    from .verify import verify_dataset
+
+    try:
+        problems = verify_dataset(dataset_dir)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if problems:
+        for p in problems:
+            click.echo(f"PROBLEM {p}", err=True)
+        raise click.ClickException(f"{len(problems)} problem(s) in {dataset_dir}; re-run the same `dcgen render` "
+                                   "after deleting the named shards")
+    click.echo(f"{dataset_dir}: every shard matches index.json")
+
+
 if __name__ == "__main__":
     main()

@@ -94,3 +94,19 @@ def test_num_mixtures_parsing():
     assert build.parse_sizes("7", ("test",)) == {"test": 7}
     with pytest.raises(ValueError, match="TRAIN,VALID,TEST"):
         build.parse_sizes("lots", ("test",))
+
+
+def test_verify_catches_a_truncated_and_a_tampered_shard(small_corpus, small_specs, tmp_path):
+    from pipeline.verify import verify_dataset
+
+    build.render_dataset({"test": small_specs["test"]}, small_corpus, tmp_path, shard_size=2, workers=0,
+                         progress=False)
+    ddir = tmp_path / "fm2"
+    assert verify_dataset(ddir) == []
+    first, second = ddir / "test-00000.h5", ddir / "test-00001.h5"
+    first.write_bytes(first.read_bytes()[:5000])  # truncated
+    data = bytearray(second.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte
+    second.write_bytes(bytes(data))
+    problems = verify_dataset(ddir)
+    assert any("test-00000.h5" in p for p in problems) and any("test-00001.h5" in p for p in problems)

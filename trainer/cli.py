@@ -32,6 +32,8 @@ D = TrainConfig.__dataclass_fields__
               help="Stop after this many epochs without a better validation loss (0 = never).")
 @click.option("--seed", type=int, default=D["seed"].default, help="Seed.")
 @click.option("--num-workers", type=int, default=D["num_workers"].default, help="DataLoader worker processes.")
+@click.option("--max-minutes", type=float, default=D["max_minutes"].default,
+              help="Wall-clock budget: stop (validate, save) once this many minutes are spent (0 = none).")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:

@@ -24,6 +24,8 @@ class TrainConfig:
         silence_db: bins more than this many dB under the loudest bin are left out of the loss.
         seed: seeds initialization, chunking and shuffling.
         num_workers: DataLoader worker processes.
+        max_minutes: wall-clock budget; training stops after the first epoch that ends past it (0: none).
+            Epochs past the budget are cut short: the epoch in progress ends early, is validated and saved.
     """
 
     shards: str
@@ -42,6 +44,7 @@ class TrainConfig:
     silence_db: float = 40.0
     seed: int = 0
     num_workers: int = 1
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -53,8 +56,8 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.chunk_frames < 0 or self.num_workers < 0 or self.patience < 0:
-            raise ValueError("chunk_frames, num_workers and patience must be >= 0")
+        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes) < 0:
+            raise ValueError("chunk_frames, num_workers, patience and max_minutes must be >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)

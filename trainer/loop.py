@@ -98,7 +98,10 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers)
     stale = sum(1 for _ in _since_best(history))
     t0 = time.perf_counter()
-    while epoch < config.epochs and not (config.patience and stale >= config.patience):
+    spent = history[-1]["seconds"] if history else 0.0  # time of earlier sessions of this run
+    budget = config.max_minutes * 60 if config.max_minutes else float("inf")
+    while (epoch < config.epochs and not (config.patience and stale >= config.patience)
+           and spent + time.perf_counter() - t0 < budget):
         train_data.set_epoch(epoch)
         order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=order,
@@ -115,10 +118,13 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             step += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if spent + time.perf_counter() - t0 >= budget:
+                log.info("time budget of %.1f minutes spent: ending epoch %d early", config.max_minutes, epoch + 1)
+                break
         valid_loss = validate(model, valid_loader, config.target)
         epoch += 1
         history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "valid_loss": valid_loss,
-                        "lr": config.lr, "seconds": round(time.perf_counter() - t0, 2)})
+                        "lr": config.lr, "seconds": round(spent + time.perf_counter() - t0, 2)})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
                  "stats": stats, "epoch": epoch, "step": step, "best_val": min(best_val, valid_loss),
                  "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions()}
