@@ -41,11 +41,11 @@ def verify_dataset(dataset_dir: str | Path) -> list[str]:
                 version = int(h5.attrs.get("schema_version", -1))
                 if version != shards.SCHEMA_VERSION:
                     problems.append(f"{entry['file']}: schema version {version}, expected {shards.SCHEMA_VERSION}")
-                for name in shards.ARRAY_FIELDS + ("spec",):
+                for name in shards.STORED_FIELDS + ("spec",):
                     if h5[name].shape[0] != entry["num_mixtures"]:
                         problems.append(f"{entry['file']}: {name} holds {h5[name].shape[0]} mixtures, index says "
                                         f"{entry['num_mixtures']}")
-                for name in ("mixture", "sources", "magnitude", "npd"):
+                for name in ("sources", "mic2", "magnitude", "npd"):
                     for row in range(h5[name].shape[0]):
                         if not np.isfinite(h5[name][row]).all():
                             problems.append(f"{entry['file']}: non-finite values in {name}[{row}]")

@@ -110,3 +110,27 @@ def test_verify_catches_a_truncated_and_a_tampered_shard(small_corpus, small_spe
     second.write_bytes(bytes(data))
     problems = verify_dataset(ddir)
     assert any("test-00000.h5" in p for p in problems) and any("test-00001.h5" in p for p in problems)
+
+
+def test_shard_storage_is_lossless_for_labels_and_within_1e3_for_features(small_dataset, small_corpus, small_specs):
+    data = ShardSet(expand_shards(str(small_dataset / "test-*.h5")))
+    for i in range(2):
+        got = data.read(i)
+        ex = render.render_mixture(small_specs["test"][i], small_corpus)
+        assert np.array_equal(got["bpd"], ex.bpd) and np.array_equal(got["ds"], ex.ds)
+        for name in ("magnitude", "npd"):
+            ref = getattr(ex, name)
+            nz = ref != 0
+            assert np.max(np.abs(got[name][nz] - ref[nz]) / np.abs(ref[nz])) < 1e-3, name
+            assert got[name].dtype == np.float32
+        for name in ("sources", "mixture"):  # float16 audio: error far under the signal (SNR > 55 dB)
+            ref = getattr(ex, name)
+            err = np.sum((got[name] - ref) ** 2, axis=-1) / np.sum(ref**2, axis=-1)
+            assert np.all(10 * np.log10(err) < -55), name
+
+
+def test_round_mantissa_bounds_the_relative_error_at_every_magnitude():
+    x = np.random.default_rng(0).standard_normal(10000).astype(np.float32) * np.logspace(-12, 3, 10000)
+    r = shards.round_mantissa(x, 10)
+    assert np.max(np.abs(r - x) / np.abs(x)) <= 2.0**-11
+    assert np.array_equal(shards.round_mantissa(np.zeros(3, np.float32)), np.zeros(3))
