@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from . import acoustics, features, labels
-from .rng import random_state_for
+from .rng import rng_for
 from .specs import MixtureSpec
 
 
@@ -92,5 +92,5 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
     active = features.active_bins(magnitude)
     max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
     bpd = labels.bpd_labels(npd, active, spec.num_speakers, max_delay,
-                            random_state_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
+                            rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
     return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd, labels.ds_labels(src))

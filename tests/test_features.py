@@ -46,3 +46,35 @@ def test_permutation_accuracy_ignores_label_names():
     a = np.array([0, 0, 1, 1, 2])
     assert labels.permutation_accuracy((a + 1) % 3, a, 3) == 1.0
     assert labels.permutation_accuracy(np.zeros(5, int), a, 3) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("k,seed", [(2, 0), (3, 1), (4, 2)])
+def test_kmeans_1d_matches_scikit_learn(k, seed):
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    centers = np.arange(k) * 1.5 + rng.uniform(-0.2, 0.2, k)  # separated clusters: one optimum
+    x = np.concatenate([rng.normal(c, 0.1 + 0.05 * i, size=300 + 100 * i) for i, c in enumerate(centers)])
+    ours = labels.kmeans_1d(x, k, np.random.default_rng(9))
+    ref = np.sort(KMeans(n_clusters=k, n_init=10, random_state=0).fit(x[:, None]).cluster_centers_[:, 0])
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_kmeans_1d_inertia_is_no_worse_than_scikit_learn_on_overlapping_clusters(seed):
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(c, 0.3, size=200) for c in rng.uniform(-2, 2, 4)])
+
+    def inertia(c):
+        return np.sum(np.min((x[:, None] - np.asarray(c)[None]) ** 2, axis=1))
+
+    ours = labels.kmeans_1d(x, 4, np.random.default_rng(seed))
+    ref = KMeans(n_clusters=4, n_init=5, random_state=seed).fit(x[:, None]).cluster_centers_[:, 0]
+    assert inertia(ours) <= inertia(ref) * (1 + 1e-9)
+
+
+def test_kmeans_1d_refuses_too_few_values():
+    with pytest.raises(ValueError, match="cannot form 3 clusters"):
+        labels.kmeans_1d(np.array([1.0, 2.0]), 3, np.random.default_rng(0))
