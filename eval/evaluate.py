@@ -33,6 +33,7 @@ class EvalTask:
     backend: str
     seed: int
     torch_threads: int = 1
+    cluster_db: float = 40.0
 
 
 def _load_model(checkpoint: str):
@@ -74,7 +75,7 @@ def evaluate_task(task: EvalTask) -> list[dict]:
         emb = embed(model, stats, np.stack([d["magnitude"] for d in data]))  # (B, F, T, D)
         for k, d in enumerate(data):
             spec = d["spec"]
-            active = features.active_bins(d["magnitude"], config.silence_db)
+            active = features.active_bins(d["magnitude"], task.cluster_db)
             label_sets[k][method_name(config.target)] = cluster_labels(
                 emb[k], active, spec.num_speakers, random_state_for(task.seed, spec.mixture_id, "kmeans"))
     rows = []
@@ -100,8 +101,11 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = "fast", workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
-             progress: bool = True) -> list[dict]:
+             progress: bool = True, cluster_db: float = 40.0) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
+
+    K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then
+    assigned to its nearest center.
 
     Returns:
         rows sorted by (mixture_id, method, source); see :func:`evaluate_task`.
@@ -115,7 +119,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     count = len(ShardSet(paths))
     if max_mixtures:
         count = min(count, max_mixtures)
-    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed)
+    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db)
              for idx in chunked(range(count), chunk_size)]
     rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
             for r in batch]

@@ -144,6 +144,8 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
     dataset = all_specs[0].dataset
     ddir = out_dir / dataset
     ddir.mkdir(parents=True, exist_ok=True)
+    for stale in ddir.glob(".*.tmp"):  # half-written files of an interrupted run (writes are atomic renames)
+        stale.unlink()
     provenance = dict(provenance or {}, versions=package_versions())
     tasks = []
     for split, specs in specs_by_split.items():
@@ -160,6 +162,7 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
     entries = kept + [{"file": Path(r.path).name, "split": r.split, "num_mixtures": r.num_mixtures,
                        "first_index": r.first_index, "bytes": r.bytes, "sha256": r.sha256} for r in results]
     write_text_atomic(index_path, json.dumps({"schema_version": shards.SCHEMA_VERSION, "dataset": dataset,
+                                              "provenance": dict(provenance, command=sys.argv),
                                               "shards": sorted(entries, key=lambda e: e["file"])}, indent=1))
     quality = label_quality(results)
     if quality:
@@ -185,7 +188,7 @@ def label_quality(results: Sequence[ShardResult]) -> dict:
 
 
 def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path) -> dict:
-    return {"render_config": asdict(config), "seed": seed, "corpus": corpus_dir.name, "command": sys.argv}
+    return {"render_config": asdict(config), "seed": seed, "corpus": corpus_dir.name}
 
 
 def render(corpus_dir: Path, manifest: Path | None, out_dir: Path, gender: str, num_speakers: int,
@@ -215,3 +218,51 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  BPD vs DS labels, {key:<12} accuracy {100 * q['bpd_ds_accuracy']:.1f} %  "
                      f"NMI {q['bpd_ds_nmi']:.3f}  ({q['mixtures']} mixtures rendered now)")
     return "\n".join(lines)
+
+
+# Disk and time per mixture, measured with benchmarks/render.py on the 2-core reference machine (schema 2,
+# gzip level 4): about 51 kB per source signal + 52 kB mic 2 + 230 kB features + 16 kB labels; time grows with N.
+BYTES_PER_SOURCE = 51_000
+BYTES_FIXED = 298_000
+SECONDS_PER_MIXTURE_PER_WORKER = {2: 0.045, 3: 0.055}
+
+
+def estimate(num_speakers: int, num_mixtures: int, workers: int) -> tuple[int, float]:
+    """(bytes on disk, seconds) projected for ``num_mixtures`` mixtures of N speakers on ``workers`` workers."""
+    per = SECONDS_PER_MIXTURE_PER_WORKER.get(num_speakers, 0.02 * num_speakers + 0.005)
+    return (num_mixtures * (BYTES_FIXED + BYTES_PER_SOURCE * num_speakers),
+            num_mixtures * per / max(workers, 1))
+
+
+def dry_run(corpus_dir: Path, manifest: Path | None, datasets: Sequence[tuple[str, int]], splits: Sequence[str],
+            num_mixtures: str | None, config: specs_mod.RenderConfig, seed: int, workers: int) -> list[dict]:
+    """Check every requested (gender, N, split) and project its size and time; render nothing.
+
+    Raises:
+        ValueError / FileNotFoundError: an impossible request, with the numbers (as ``dcgen render`` would).
+    """
+    utts = load_or_make_manifest(corpus_dir, manifest, seed)
+    planner = specs_mod.Planner(utts, lambda u: corpus_mod.load_audio(u, corpus_dir, config.sample_rate),
+                                config, seed)
+    rows = []
+    for gender, n in datasets:
+        for split, count in parse_sizes(num_mixtures, splits).items():
+            planner.check(gender, n, split)
+            nbytes, seconds = estimate(n, count, workers)
+            rows.append({"dataset": specs_mod.dataset_name(gender, n), "split": split, "mixtures": count,
+                         "speakers_available": sum(len(planner.eligible(split, g)) for g in set(gender)),
+                         "bytes": nbytes, "seconds": seconds})
+    return rows
+
+
+def format_dry_run(rows: Sequence[dict]) -> str:
+    lines = [f"{'dataset':<8}{'split':<7}{'mixtures':>9}{'speakers':>10}{'disk':>11}{'time':>10}"]
+    for r in rows:
+        lines.append(f"{r['dataset']:<8}{r['split']:<7}{r['mixtures']:>9}{r['speakers_available']:>10}"
+                     f"{r['bytes'] / 1e9:>9.2f}GB{r['seconds'] / 60:>8.1f}min")
+    lines.append(f"{'total':<15}{sum(r['mixtures'] for r in rows):>9}{'':>10}"
+                 f"{sum(r['bytes'] for r in rows) / 1e9:>9.2f}GB{sum(r['seconds'] for r in rows) / 60:>8.1f}min")
+    return "\n".join(lines)
+
+
+ALL_DATASETS = tuple((g, n) for n in (2, 3) for g in specs_mod.DATASET_GENDERS)

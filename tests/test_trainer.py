@@ -64,3 +64,9 @@ def test_bad_config_values_are_refused():
         TrainConfig(shards="a", valid="b", target="xyz")
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(shards="a", valid="b", dropout=1.5)
+
+
+def test_time_budget_cuts_the_run_short_and_still_saves(small_dataset, tmp_path):
+    out = train(tiny_config(small_dataset, epochs=5, max_minutes=1e-6), tmp_path, progress=False)
+    assert out["epochs"] == 1 and out["steps"] == 1  # one step, then the budget ends the epoch
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()

@@ -24,8 +24,8 @@ class TrainConfig:
         silence_db: bins more than this many dB under the loudest bin are left out of the loss.
         seed: seeds initialization, chunking and shuffling.
         num_workers: DataLoader worker processes.
-        max_minutes: wall-clock budget; training stops after the first epoch that ends past it (0: none).
-            Epochs past the budget are cut short: the epoch in progress ends early, is validated and saved.
+        max_minutes: wall-clock budget, validation included (0: none). The epoch in progress is cut short early
+            enough to leave time for one more validation (as long as the last one took), then validated and saved.
     """
 
     shards: str

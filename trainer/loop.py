@@ -23,7 +23,7 @@ from .loss import affinity_loss, one_hot_targets
 from .model import build_model
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "step", "train_loss", "valid_loss", "lr", "seconds"]
+LOG_FIELDS = ["epoch", "step", "train_loss", "valid_loss", "lr", "train_seconds", "seconds"]
 
 
 def batch_loss(model: torch.nn.Module, batch: dict, target: str) -> torch.Tensor:
@@ -100,13 +100,15 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     t0 = time.perf_counter()
     spent = history[-1]["seconds"] if history else 0.0  # time of earlier sessions of this run
     budget = config.max_minutes * 60 if config.max_minutes else float("inf")
+    reserve = 0.0  # seconds kept for the validation that ends an epoch cut short by the budget
     while (epoch < config.epochs and not (config.patience and stale >= config.patience)
-           and spent + time.perf_counter() - t0 < budget):
+           and spent + time.perf_counter() - t0 + reserve < budget):
         train_data.set_epoch(epoch)
         order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=order,
                             num_workers=config.num_workers, drop_last=len(train_data) > config.batch_size)
         losses = []
+        epoch_t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, unit="batch")
         for batch in bar:
             loss = batch_loss(model, batch, config.target)
@@ -118,13 +120,17 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             step += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            if spent + time.perf_counter() - t0 >= budget:
+            if spent + time.perf_counter() - t0 + reserve >= budget:
                 log.info("time budget of %.1f minutes spent: ending epoch %d early", config.max_minutes, epoch + 1)
                 break
+        train_seconds = time.perf_counter() - epoch_t0
+        valid_t0 = time.perf_counter()
         valid_loss = validate(model, valid_loader, config.target)
+        reserve = time.perf_counter() - valid_t0
         epoch += 1
         history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "valid_loss": valid_loss,
-                        "lr": config.lr, "seconds": round(spent + time.perf_counter() - t0, 2)})
+                        "lr": config.lr, "train_seconds": round(train_seconds, 2),
+                        "seconds": round(spent + time.perf_counter() - t0, 2)})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
                  "stats": stats, "epoch": epoch, "step": step, "best_val": min(best_val, valid_loss),
                  "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions()}

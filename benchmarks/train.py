@@ -1,0 +1,78 @@
+"""Training throughput: mixtures per second of dctrain's loop (DataLoader over shards, loss, clipping, Adam, progress)
+against the bare model's forward + backward + optimizer step on the same batches held in memory, in the same run.
+
+    python benchmarks/train.py [--mixtures 160] [--hidden 300] [--batch-size 8]
+
+Target: the loop reaches >= 90 % of the bare model's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline import build, corpus, specs
+from pipeline.shards import ShardSet, expand_shards
+from trainer.config import TrainConfig
+from trainer.data import DeepClusteringDataset, input_stats
+from trainer.loop import batch_loss, train
+from trainer.model import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpora" / "librispeech-clips"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mixtures", type=int, default=160)
+    ap.add_argument("--hidden", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    try:
+        utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+        by = build.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, "fm", 2,
+                                {"train": args.mixtures, "valid": args.batch_size})
+        build.render_dataset(by, CORPUS, tmp / "data", 40, 2, progress=False)
+        config = TrainConfig(shards=str(tmp / "data/fm2/train-*.h5"), valid=str(tmp / "data/fm2/valid-*.h5"),
+                             target="bpd", hidden=args.hidden, batch_size=args.batch_size, epochs=2)
+        # dctrain's loop: two epochs, the second one timed (the first warms caches and allocators)
+        history = train(config, tmp / "run", progress=False)["history"]
+        loop_rate = args.mixtures / history[-1]["train_seconds"]
+        # the bare model on the same kind of batches, prepared in memory beforehand
+        data = DeepClusteringDataset(ShardSet(expand_shards(config.shards)), "bpd",
+                                     input_stats(ShardSet(expand_shards(config.shards))), config.chunk_frames)
+        batches = list(DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True))
+        model = build_model(config)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        for batch in batches[:2]:  # warm-up
+            loss = batch_loss(model, batch, "bpd")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        t0 = time.perf_counter()
+        for batch in batches:
+            loss = batch_loss(model, batch, "bpd")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        bare_rate = len(batches) * args.batch_size / (time.perf_counter() - t0)
+        print(f"hidden {args.hidden}, batch {args.batch_size}, chunk {config.chunk_frames} frames, "
+              f"{args.threads} torch threads, {args.mixtures} mixtures per epoch")
+        print(f"  dctrain loop : {loop_rate:6.2f} mixtures/s")
+        print(f"  bare model   : {bare_rate:6.2f} mixtures/s")
+        print(f"  loop / bare  : {100 * loop_rate / bare_rate:5.1f} %  (target >= 90 %)")
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
