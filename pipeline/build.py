@@ -108,11 +108,12 @@ def parse_sizes(num_mixtures: str | None, splits: Sequence[str]) -> dict[str, in
     return {"train": values[0], "valid": max(1, round(values[0] / 6)), "test": max(1, round(values[0] / 3))}
 
 
-def load_or_make_manifest(corpus_dir: Path, manifest: Path | None, seed: int) -> list[corpus_mod.Utterance]:
-    """Read the manifest, or scan ``corpus_dir`` and write it first."""
+def load_or_make_manifest(corpus_dir: Path, manifest: Path | None, seed: int,
+                          layout: str = "auto") -> list[corpus_mod.Utterance]:
+    """Read the manifest, or scan ``corpus_dir`` (any layout of :func:`pipeline.corpus.scan_corpus`) and write it."""
     if manifest is not None and manifest.is_file():
         return corpus_mod.read_manifest(manifest)
-    utts = corpus_mod.assign_splits(corpus_mod.scan_librispeech(corpus_dir), seed)
+    utts = corpus_mod.scan_corpus(corpus_dir, seed, layout)
     if manifest is not None:
         corpus_mod.write_manifest(manifest, utts)
         log.info("wrote manifest %s (%d utterances)", manifest, len(utts))
@@ -266,3 +267,33 @@ def format_dry_run(rows: Sequence[dict]) -> str:
 
 
 ALL_DATASETS = tuple((g, n) for n in (2, 3) for g in specs_mod.DATASET_GENDERS)
+
+
+def read_spec_dir(spec_dir: Path, splits: Sequence[str]) -> dict[str, list[specs_mod.MixtureSpec]]:
+    """The specs of one dataset from ``spec_dir/<split>.jsonl`` (as ``dcgen plan`` writes them).
+
+    Raises:
+        FileNotFoundError: none of the requested splits has a spec file (names the folder and the fix).
+        ValueError: a malformed line, or files of several datasets mixed in one folder.
+    """
+    by_split = {s: specs_mod.read_specs(spec_dir / f"{s}.jsonl") for s in splits if (spec_dir / f"{s}.jsonl").is_file()}
+    by_split = {s: v for s, v in by_split.items() if v}
+    if not by_split:
+        raise FileNotFoundError(f"{spec_dir} has no spec file for split(s) {', '.join(splits)}; "
+                                "write them with `dcgen plan` or pick another --split")
+    names = {x.dataset for v in by_split.values() for x in v}
+    if len(names) != 1:
+        raise ValueError(f"{spec_dir} mixes specs of datasets {sorted(names)}; keep one dataset per folder")
+    return by_split
+
+
+def dry_run_specs(by_split: dict[str, list[specs_mod.MixtureSpec]], workers: int) -> list[dict]:
+    """:func:`dry_run` rows for specs already planned."""
+    rows = []
+    for split, ss in by_split.items():
+        n = ss[0].num_speakers
+        nbytes, seconds = estimate(n, len(ss), workers)
+        rows.append({"dataset": ss[0].dataset, "split": split, "mixtures": len(ss),
+                     "speakers_available": len({spk for x in ss for spk in x.speakers}),
+                     "bytes": nbytes, "seconds": seconds})
+    return rows

@@ -35,24 +35,28 @@ def main(verbose: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Manifest CSV to write [default: data_manifests/corpora/<corpus folder name>.csv].")
 @click.option("--seed", type=int, default=0, help="Seed of the speaker split.")
-def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int) -> None:
-    """Scan a LibriSpeech-layout CORPUS_DIR into an utterance manifest, split by speaker (75/10/15 %)."""
+@click.option("--layout", type=click.Choice(("auto",) + corpus.LAYOUTS), default="auto",
+              help="Corpus layout: LibriSpeech (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/), or a CSV of path,speaker,gender.")
+def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str) -> None:
+    """Scan CORPUS_DIR into an utterance manifest, split by speaker (75/10/15 %; TIMIT keeps its own test
+    speakers and takes valid speakers from its training speakers)."""
     out = out or _manifest_path(corpus_dir, None)
     try:
-        utts = corpus.assign_splits(corpus.scan_librispeech(corpus_dir), seed)
+        utts = corpus.scan_corpus(corpus_dir, seed, layout)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     corpus.write_manifest(out, utts)
     for split in corpus.SPLITS:
         n = {g: len({u.speaker for u in utts if u.split == split and u.gender == g}) for g in corpus.GENDERS}
         click.echo(f"{split:<5}  {n['f']:>4} female  {n['m']:>4} male speakers")
-    click.echo(f"wrote {out} ({len(utts)} utterances)")
+    click.echo(f"wrote {out} ({len(utts)} utterances, {utts[0].layout} layout)")
 
 
 def render_options(fn):
     opts = [
         click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path), default=DEFAULT_CORPUS,
-                     help="Corpus folder (LibriSpeech layout)."),
+                     help="Corpus folder: LibriSpeech layout (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/) or a CSV of "
+                          "path,speaker,gender; see `dcgen manifest`."),
         click.option("--manifest", default=None,
                      help="Utterance manifest; made from --corpus if missing "
                           "[default: data_manifests/corpora/<corpus>.csv]."),
@@ -76,23 +80,51 @@ def render_options(fn):
 
 @main.command("render")
 @render_options
+@click.option("--all-datasets", is_flag=True,
+              help="Render the paper's six datasets (f, m, fm x 2, 3 speakers); ignores --speakers and --gender.")
+@click.option("--from-specs", "from_specs", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Render the specs in this folder (<split>.jsonl, as written by `dcgen plan`) instead of planning.")
 @click.option("--out", type=click.Path(path_type=Path), default="data", help="Output root; shards go to OUT/<dataset>/.")
 @click.option("--shard-size", type=int, default=100, help="Mixtures per HDF5 shard (one Dask task each).")
 @click.option("--workers", type=int, default=2, help="Local Dask worker processes (0: no Dask, in this process).")
 @click.option("--threads-per-worker", type=int, default=1, help="Threads per Dask worker.")
 @click.option("--scheduler", default=None, help="Address tcp://HOST:PORT of an existing Dask scheduler to use instead.")
+@click.option("--dry-run", is_flag=True, help="Check the request and print mixtures, disk and time per split; "
+                                              "render nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration,
-               mic_spacing, min_angle, out, shard_size, workers, threads_per_worker, scheduler, quiet) -> None:
-    """Plan and render one dataset (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
+               mic_spacing, min_angle, all_datasets, from_specs, out, shard_size, workers, threads_per_worker,
+               scheduler, dry_run, quiet) -> None:
+    """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
     splits = corpus.SPLITS if split == "all" else (split,)
+    config = _config(sample_rate, duration, mic_spacing, min_angle)
+    corpus_dir = Path(corpus_dir)
+    datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
-        summary = build.render(Path(corpus_dir), _manifest_path(Path(corpus_dir), manifest), Path(out), gender,
-                               speakers, splits, num_mixtures, _config(sample_rate, duration, mic_spacing, min_angle),
-                               seed, shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
+        if from_specs is not None:
+            by_split = build.read_spec_dir(from_specs, splits)
+            if dry_run:
+                click.echo(build.format_dry_run(build.dry_run_specs(by_split, workers)))
+                return
+            summary = build.render_dataset(by_split, corpus_dir, Path(out), shard_size, workers, threads_per_worker,
+                                           scheduler, build.config_provenance(config, seed, corpus_dir),
+                                           progress=not quiet)
+            click.echo(build.format_summary(summary))
+            return
+        if not corpus_dir.is_dir():
+            raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; pass --corpus DIR "
+                                    "(the bundled one is corpora/librispeech-clips)")
+        manifest_path = _manifest_path(corpus_dir, manifest)
+        if dry_run:
+            rows = build.dry_run(corpus_dir, manifest_path, datasets, splits, num_mixtures, config, seed, workers)
+            click.echo(build.format_dry_run(rows))
+            return
+        for g, n in datasets:
+            summary = build.render(corpus_dir, manifest_path, Path(out), g, n, splits, num_mixtures, config, seed,
+                                   shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
+            click.echo(build.format_summary(summary))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(build.format_summary(summary))
 
 
 @main.command("plan")

@@ -25,6 +25,8 @@ SPLITS = ("train", "valid", "test")
 GENDERS = ("f", "m")
 AUDIO_SUFFIXES = (".flac", ".wav")
 DEFAULT_SPLIT_FRACTIONS = {"train": 0.75, "valid": 0.10, "test": 0.15}
+LAYOUTS = ("librispeech", "timit", "csv")
+TIMIT_VALID_FRACTION = 0.1  # of TIMIT's training speakers per gender, held out as valid
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Utterance:
         num_samples: length in samples (one channel).
         sample_rate: samples per second (Hz).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``""`` before splitting.
+        layout: the corpus layout it was scanned from (:data:`LAYOUTS`).
     """
 
     utterance_id: str
@@ -48,6 +51,7 @@ class Utterance:
     num_samples: int
     sample_rate: int
     split: str = ""
+    layout: str = "librispeech"
 
     @property
     def duration_s(self) -> float:
@@ -120,12 +124,144 @@ def scan_librispeech(corpus_dir: str | Path) -> list[Utterance]:
         speaker = m.group(1)
         if speaker not in genders:
             raise ValueError(f"{p}: speaker {speaker} is not listed in {root / 'SPEAKERS.TXT'}")
-        info = _audio_info(p)
-        if info.channels != 1:
-            raise ValueError(f"{p}: {info.channels} channels; corpus utterances must be mono")
+        info = _check_mono(p)
         out.append(Utterance(p.stem, p.relative_to(root).as_posix(), speaker, genders[speaker],
                              int(info.frames), int(info.samplerate)))
     return out
+
+
+def _check_mono(p: Path) -> sf._SoundFileInfo:
+    info = _audio_info(p)
+    if info.channels != 1:
+        raise ValueError(f"{p}: {info.channels} channels; corpus utterances must be mono")
+    if info.frames < 1:
+        raise ValueError(f"{p}: empty audio file; remove it and scan again")
+    return info
+
+
+def scan_timit(corpus_dir: str | Path) -> list[Utterance]:
+    """Scan TIMIT in its LDC layout: ``TRAIN/`` and ``TEST/``, then ``DR1..DR8/``, then one folder per speaker whose
+    first letter is the gender (``FCJF0``, ``MDAB0``), then ``*.WAV`` (NIST SPHERE or RIFF; names in any case).
+
+    Returns:
+        utterances sorted by id (``SPEAKER-SENTENCE``, e.g. ``FCJF0-SA1``), ``split`` = ``"train"`` or ``"test"``
+        (TIMIT's own speaker split; :func:`assign_splits` later moves some training speakers to valid).
+
+    Raises:
+        FileNotFoundError: no TRAIN/TEST folders, or no audio in them.
+        ValueError: a speaker folder not starting with F or M, a corrupt, empty or multi-channel file.
+    """
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus folder {root} does not exist; pass the TIMIT folder that holds TRAIN/ and TEST/")
+    tops = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    if "train" not in tops or "test" not in tops:
+        raise FileNotFoundError(f"{root} is not TIMIT-layout: it needs TRAIN/ and TEST/ folders (found "
+                                f"{sorted(p.name for p in tops.values()) or 'none'})")
+    out = []
+    for split in ("train", "test"):
+        for p in sorted(tops[split].rglob("*")):
+            if p.suffix.lower() != ".wav" or not p.is_file():
+                continue
+            speaker_dir = p.parent.name
+            gender = speaker_dir[:1].lower()
+            if gender not in GENDERS:
+                raise ValueError(f"{p}: speaker folder {speaker_dir!r} should start with F or M (TIMIT layout)")
+            info = _check_mono(p)
+            out.append(Utterance(f"{speaker_dir.upper()}-{p.stem.upper()}", p.relative_to(root).as_posix(),
+                                 speaker_dir.upper(), gender, int(info.frames), int(info.samplerate), split, "timit"))
+    if not out:
+        raise FileNotFoundError(f"no .WAV files under {tops['train']} or {tops['test']}")
+    return sorted(out, key=lambda u: u.utterance_id)
+
+
+CSV_GENDERS = {"f": "f", "female": "f", "m": "m", "male": "m"}
+
+
+def scan_csv(corpus_dir: str | Path, csv_path: str | Path | None = None) -> list[Utterance]:
+    """Scan a folder described by a CSV with columns ``path, speaker, gender`` (paths relative to the folder;
+    gender F/M/female/male; an optional ``split`` column of train/valid/test keeps the user's split).
+
+    ``csv_path`` defaults to the only ``*.csv`` file at the top of ``corpus_dir``.
+
+    Raises:
+        FileNotFoundError: no CSV (or several, without ``csv_path``), or a listed file that does not exist.
+        ValueError: missing columns, a bad gender or split, a corrupt, empty or multi-channel file.
+    """
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus folder {root} does not exist")
+    if csv_path is None:
+        found = sorted(root.glob("*.csv"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{root}: expected one CSV of path,speaker,gender at the top, found "
+                                    f"{[p.name for p in found] or 'none'}")
+        csv_path = found[0]
+    csv_path = Path(csv_path)
+    out = []
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"path", "speaker", "gender"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{csv_path} lacks columns {sorted(missing)} (needs path, speaker, gender)")
+        for rowno, row in enumerate(reader, 2):
+            gender = CSV_GENDERS.get(row["gender"].strip().lower())
+            if gender is None:
+                raise ValueError(f"{csv_path}:{rowno}: gender {row['gender']!r} is not F, M, female or male")
+            split = (row.get("split") or "").strip().lower()
+            if split and split not in SPLITS:
+                raise ValueError(f"{csv_path}:{rowno}: split {split!r} is not one of {SPLITS}")
+            p = root / row["path"].strip()
+            if not p.is_file():
+                raise FileNotFoundError(f"{csv_path}:{rowno}: audio {p} not found")
+            info = _check_mono(p)
+            rel = p.relative_to(root).as_posix()
+            uid = re.sub(r"[^A-Za-z0-9_.-]+", "-", rel.rsplit(".", 1)[0])
+            out.append(Utterance(uid, rel, row["speaker"].strip(), gender, int(info.frames), int(info.samplerate),
+                                 split, "csv"))
+    if not out:
+        raise FileNotFoundError(f"{csv_path} lists no audio")
+    return sorted(out, key=lambda u: u.utterance_id)
+
+
+def detect_layout(corpus_dir: str | Path) -> str:
+    """``"librispeech"`` (SPEAKERS.TXT), ``"timit"`` (TRAIN/ and TEST/) or ``"csv"`` (a top-level CSV).
+
+    Raises:
+        FileNotFoundError: none of these, with what each layout needs.
+    """
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus folder {root} does not exist; pass --corpus DIR "
+                                "(the bundled one is corpora/librispeech-clips)")
+    if (root / "SPEAKERS.TXT").is_file():
+        return "librispeech"
+    names = {p.name.lower() for p in root.iterdir() if p.is_dir()}
+    if {"train", "test"} <= names:
+        return "timit"
+    if any(root.glob("*.csv")):
+        return "csv"
+    raise FileNotFoundError(f"{root}: unknown corpus layout. LibriSpeech needs SPEAKERS.TXT, TIMIT needs TRAIN/ and "
+                            "TEST/, a CSV corpus needs one top-level CSV of path,speaker,gender")
+
+
+def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto") -> list[Utterance]:
+    """Scan a corpus of any supported layout and assign splits by speaker (see :func:`assign_splits`).
+
+    Raises:
+        FileNotFoundError / ValueError: as the scanner of the layout, or an unknown ``layout``.
+    """
+    if layout == "auto":
+        layout = detect_layout(corpus_dir)
+    if layout == "librispeech":
+        utts = scan_librispeech(corpus_dir)
+    elif layout == "timit":
+        utts = scan_timit(corpus_dir)
+    elif layout == "csv":
+        utts = scan_csv(corpus_dir)
+    else:
+        raise ValueError(f"unknown corpus layout {layout!r}: choose auto or one of {LAYOUTS}")
+    return assign_splits(utts, seed)
 
 
 def assign_splits(utterances: Sequence[Utterance], seed: int,
@@ -133,14 +269,35 @@ def assign_splits(utterances: Sequence[Utterance], seed: int,
     """Assign every speaker to one split, separately per gender (stratified), seeded.
 
     Per gender with ``n`` speakers: ``round(n * valid)`` go to valid, ``round(n * test)`` to test, the rest to
-    train, after a shuffle drawn from ``rng_for(seed, "speaker-split", gender)``.
+    train, after a shuffle drawn from ``rng_for(seed, "speaker-split", gender)``. A corpus that comes with its own
+    split keeps it: when every utterance already has a split, only training speakers are re-drawn, and when no
+    speaker is in valid, :data:`TIMIT_VALID_FRACTION` of the training speakers of each gender move to valid
+    (TIMIT's way: its own train / test speakers, valid taken from train).
 
     Raises:
-        ValueError: fractions that do not sum to 1, or a gender with too few speakers for three splits.
+        ValueError: fractions that do not sum to 1, a gender with too few speakers for three splits, or a corpus
+            whose utterances are only partly split.
     """
     fractions = dict(fractions or DEFAULT_SPLIT_FRACTIONS)
     if set(fractions) != set(SPLITS) or abs(sum(fractions.values()) - 1) > 1e-6:
         raise ValueError(f"split fractions must give train, valid, test summing to 1, got {fractions}")
+    preset = [bool(u.split) for u in utterances]
+    if any(preset) and not all(preset):
+        raise ValueError("some utterances come with a split and some do not; give a split for all or none")
+    if all(preset) and utterances:
+        if any(u.split == "valid" for u in utterances):
+            return list(utterances)
+        split_of = {}
+        for gender in GENDERS:
+            train = sorted({u.speaker for u in utterances if u.gender == gender and u.split == "train"},
+                           key=lambda s: (len(s), s))
+            if len(train) < 2:
+                raise ValueError(f"only {len(train)} training speakers of gender {gender!r}: need at least 2 to take "
+                                 "valid speakers from train")
+            order = rng_for(seed, "speaker-split", gender).permutation(len(train))
+            n_valid = max(1, round(len(train) * TIMIT_VALID_FRACTION))
+            split_of.update({train[idx]: "valid" for idx in order[:n_valid]})
+        return [dataclasses.replace(u, split=split_of.get(u.speaker, u.split)) for u in utterances]
     split_of: dict[str, str] = {}
     for gender in GENDERS:
         speakers = sorted({u.speaker for u in utterances if u.gender == gender}, key=lambda s: (len(s), s))
@@ -178,14 +335,15 @@ def read_manifest(path: str | Path) -> list[Utterance]:
         raise FileNotFoundError(f"manifest {path} not found; make it with `dcgen manifest CORPUS_DIR`")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = set(FIELDS) - set(reader.fieldnames or [])
+        missing = set(FIELDS) - {"layout"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"manifest {path} lacks columns {sorted(missing)}")
         out = []
         for rowno, row in enumerate(reader, 2):
             try:
                 u = Utterance(row["utterance_id"], row["path"], row["speaker"], row["gender"],
-                              int(row["num_samples"]), int(row["sample_rate"]), row["split"])
+                              int(row["num_samples"]), int(row["sample_rate"]), row["split"],
+                              row.get("layout") or "librispeech")
             except ValueError as exc:
                 raise ValueError(f"{path}:{rowno}: {exc}") from exc
             if u.gender not in GENDERS or u.split not in SPLITS:

@@ -49,3 +49,36 @@ def test_bad_input_gives_clear_errors(small_corpus, tmp_path):
     assert not list(tmp_path.glob("**/*.h5"))  # nothing half-written
     r = runner.invoke(dctrain, ["--shards", str(tmp_path / "none-*.h5"), "--valid", "x", "--out", str(tmp_path / "r")])
     assert r.exit_code != 0 and "no shard matches" in r.output
+
+
+def test_dry_run_prints_sizes_renders_nothing_and_refuses_impossible_requests(small_corpus, tmp_path):
+    runner = CliRunner()
+    base = ["render", "--corpus", str(small_corpus), "--manifest", str(tmp_path / "m.csv"), "--out",
+            str(tmp_path / "data"), "--dry-run"]
+    r = runner.invoke(dcgen, base + ["--gender", "fm", "--num-mixtures", "60,10,20"])
+    assert r.exit_code == 0, r.output
+    lines = {ln.split()[1]: ln.split() for ln in r.output.splitlines() if ln.startswith("fm2")}
+    assert [lines[s][2] for s in ("train", "valid", "test")] == ["60", "10", "20"]
+    assert "total" in r.output and "GB" in r.output and "min" in r.output
+    assert not (tmp_path / "data").exists()
+    r = runner.invoke(dcgen, base + ["--speakers", "3", "--min-angle", "100"])  # 3 sources 100 degrees apart in 180
+    assert r.exit_code != 0 and "3 sources cannot be pairwise 100.0 degrees apart" in r.output
+    r = runner.invoke(dcgen, base + ["--mic-spacing", "0.05"])  # 0.05 m at 16 kHz aliases the phase difference
+    assert r.exit_code != 0 and "alias" in r.output and "--mic-spacing <= 0.0107" in r.output
+    r = runner.invoke(dcgen, base + ["--all-datasets", "--num-mixtures", "6,2,2"])
+    assert r.exit_code != 0 and "usable speakers" in r.output  # 3-speaker f needs 3 test speakers; the slice has 1
+
+
+def test_render_from_committed_style_specs(small_corpus, small_specs, tmp_path):
+    from pipeline import specs as specs_mod
+
+    spec_dir = tmp_path / "specs" / "fm2"
+    for split, ss in small_specs.items():
+        specs_mod.write_specs(spec_dir / f"{split}.jsonl", ss[:2])
+    runner = CliRunner()
+    r = runner.invoke(dcgen, ["render", "--corpus", str(small_corpus), "--from-specs", str(spec_dir), "--out",
+                              str(tmp_path / "data"), "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "6 mixtures" in r.output
+    assert sorted(p.name for p in (tmp_path / "data" / "fm2").glob("*.h5")) == [
+        "test-00000.h5", "train-00000.h5", "valid-00000.h5"]
