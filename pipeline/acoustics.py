@@ -60,3 +60,96 @@ def anechoic_two_mic(segments: np.ndarray, delays_samples: np.ndarray, margin: i
         out[i, 0] = segments[i, margin: margin + s]
         out[i, 1] = fractional_delay(segments[i], float(delays_samples[i]))[margin: margin + s]
     return out
+
+
+# Reverberant rooms (an extension beyond the paper): seeded shoebox rooms simulated with pyroomacoustics' image
+# source method. Ranges of the draws (metres, seconds):
+ROOM_SIZE_RANGE = ((5.0, 10.0), (5.0, 10.0), (2.5, 4.0))  # length, width, height
+ROOM_RT60_RANGE = (0.2, 0.6)
+ROOM_SOURCE_DISTANCE_RANGE = (1.0, 2.0)  # from the array centre
+ROOM_WALL_CLEARANCE = 0.5  # sources and array keep this far from the walls
+ROOM_HEIGHT = 1.5  # array and sources in one horizontal plane at this height
+
+
+def draw_room(rng: np.random.Generator, angles_deg: np.ndarray, mic_spacing_m: float) -> dict:
+    """Draw a shoebox room, its RT60, the array centre and the source positions for given directions of arrival.
+
+    The two mics lie on the x axis, ``mic_spacing_m`` apart around the centre; source i sits at a random distance
+    in the horizontal plane, at angle ``angles_deg[i]`` from the mic axis (0..180, the +y half plane), so its
+    far-field inter-mic delay matches the anechoic one. Uses only ``rng`` (never a global generator).
+
+    Returns:
+        JSON-able dict: ``size_m`` [L, W, H], ``rt60_s``, ``mics_m`` (2 x [x, y, z]), ``sources_m`` (N x [x, y, z]).
+    """
+    r_max = ROOM_SOURCE_DISTANCE_RANGE[1]
+    size = [float(rng.uniform(lo, hi)) for lo, hi in ROOM_SIZE_RANGE]
+    rt60 = float(rng.uniform(*ROOM_RT60_RANGE))
+    c = ROOM_WALL_CLEARANCE
+    centre = np.array([rng.uniform(r_max + c, size[0] - r_max - c), rng.uniform(c, size[1] - r_max - c),
+                       ROOM_HEIGHT])
+    dist = rng.uniform(*ROOM_SOURCE_DISTANCE_RANGE, size=len(angles_deg))
+    theta = np.deg2rad(np.asarray(angles_deg, dtype=float))
+    sources = centre + np.stack([dist * np.cos(theta), dist * np.sin(theta), np.zeros_like(dist)], axis=1)
+    mics = centre + np.array([[mic_spacing_m / 2, 0, 0], [-mic_spacing_m / 2, 0, 0]])
+    r = lambda a: [round(float(v), 6) for v in a]  # noqa: E731
+    return {"size_m": r(size), "rt60_s": round(rt60, 6), "mics_m": [r(m) for m in mics],
+            "sources_m": [r(s) for s in sources]}
+
+
+def room_impulse_responses(room: dict, sample_rate: int) -> list[list[np.ndarray]]:
+    """RIRs of a room drawn by :func:`draw_room`: ``rirs[mic][source]`` (float64, variable lengths).
+
+    pyroomacoustics' ``inverse_sabine`` gives the wall absorption and reflection order for the RT60 (Sabine's
+    formula); the image source method is deterministic (``use_rand_ism=False``) and air absorption is off. Every
+    RIR starts with pyroomacoustics' fractional-delay filter, a constant offset of ``frac_delay_length // 2``
+    samples (:func:`rir_offset`), which :func:`reverberant_two_mic` removes.
+    """
+    import pyroomacoustics as pra
+
+    size = np.asarray(room["size_m"])
+    absorption, max_order = pra.inverse_sabine(room["rt60_s"], size)
+    shoebox = pra.ShoeBox(size, fs=sample_rate, materials=pra.Material(absorption), max_order=max_order,
+                          use_rand_ism=False, air_absorption=False)
+    for pos in room["sources_m"]:
+        shoebox.add_source(pos)
+    shoebox.add_microphone_array(np.asarray(room["mics_m"]).T)
+    shoebox.compute_rir()
+    return [[np.asarray(h, dtype=np.float64) for h in per_mic] for per_mic in shoebox.rir]
+
+
+def rir_offset() -> int:
+    """Samples by which every pyroomacoustics RIR is delayed by its fractional-delay filter (40 by default)."""
+    import pyroomacoustics as pra
+
+    return int(pra.constants.get("frac_delay_length")) // 2
+
+
+def reverberant_two_mic(segments: np.ndarray, room: dict, sample_rate: int, margin: int = DELAY_MARGIN) -> np.ndarray:
+    """Images of each source at the two mics of a reverberant room (:func:`draw_room`).
+
+    Each segment (with ``margin`` samples of real context on each side) is convolved with its two RIRs; the
+    filter offset of :func:`rir_offset` is removed, so the images line up with the dry segment apart from the
+    physical propagation delay, which is the same for the mixture and the references. Reverberation of speech
+    earlier than the context is not simulated.
+
+    Args:
+        segments: (N, S + 2 margin) float, leveled and gain-scaled sources with context.
+        room: the room dict of the spec.
+
+    Returns:
+        (N, 2, S) float64: [:, 0] at mic 1 (the SDR references, reverberant), [:, 1] at mic 2.
+    """
+    from scipy.signal import fftconvolve
+
+    rirs = room_impulse_responses(room, sample_rate)
+    n, length = segments.shape
+    s = length - 2 * margin
+    start = margin + rir_offset()
+    out = np.empty((n, 2, s))
+    for i in range(n):
+        for mic in range(2):
+            full = fftconvolve(segments[i], rirs[mic][i])
+            seg = full[start: start + s]
+            out[i, mic, : seg.shape[0]] = seg
+            out[i, mic, seg.shape[0]:] = 0.0
+    return out

@@ -16,9 +16,9 @@ def _manifest_path(corpus_dir: Path, manifest: str | None) -> Path:
     return Path(manifest) if manifest else Path("data_manifests/corpora") / f"{corpus_dir.name}.csv"
 
 
-def _config(sample_rate, duration, mic_spacing, min_angle) -> specs.RenderConfig:
+def _config(sample_rate, duration, mic_spacing, min_angle, room="anechoic") -> specs.RenderConfig:
     return specs.RenderConfig(sample_rate=sample_rate, duration_s=duration, mic_spacing_m=mic_spacing,
-                              min_angle_deg=min_angle)
+                              min_angle_deg=min_angle, room=room)
 
 
 @click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -72,6 +72,9 @@ def render_options(fn):
         click.option("--duration", type=float, default=2.0, help="Mixture length (s)."),
         click.option("--mic-spacing", type=float, default=0.01, help="Distance between the two mics (m)."),
         click.option("--min-angle", type=float, default=10.0, help="Smallest angle between two sources (degrees)."),
+        click.option("--room", type=click.Choice(specs.ROOMS), default="anechoic",
+                     help="anechoic (the paper) or reverberant: seeded shoebox rooms, RT60 0.2-0.6 s "
+                          "(pyroomacoustics)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -93,11 +96,11 @@ def render_options(fn):
                                               "render nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration,
-               mic_spacing, min_angle, all_datasets, from_specs, out, shard_size, workers, threads_per_worker,
+               mic_spacing, min_angle, room, all_datasets, from_specs, out, shard_size, workers, threads_per_worker,
                scheduler, dry_run, quiet) -> None:
     """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
     splits = corpus.SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room)
     corpus_dir = Path(corpus_dir)
     datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
@@ -132,11 +135,11 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
 @click.option("--specs-dir", type=click.Path(path_type=Path), default="data_manifests/datasets",
               help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.")
 def plan_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration, mic_spacing,
-             min_angle, specs_dir) -> None:
+             min_angle, room, specs_dir) -> None:
     """Write the mixture specs of one dataset as JSONL without rendering (commit them to share a dataset)."""
     splits = corpus.SPLITS if split == "all" else (split,)
     corpus_dir = Path(corpus_dir)
-    config = _config(sample_rate, duration, mic_spacing, min_angle)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room)
     try:
         utts = build.load_or_make_manifest(corpus_dir, _manifest_path(corpus_dir, manifest), seed)
         by_split = build.plan_dataset(utts, corpus_dir, config, seed, gender, speakers,

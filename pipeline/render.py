@@ -11,7 +11,7 @@ import soundfile as sf
 
 from . import acoustics, features, labels
 from .rng import rng_for
-from .specs import MixtureSpec
+from .specs import ROOMS, MixtureSpec
 
 
 @dataclass
@@ -65,8 +65,8 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
                    read: Callable[[Path, int, int, int], np.ndarray] = read_segment) -> Example:
     """Render a spec: level, delay, mix, STFT, NPD, labels.
 
-    Each segment is scaled to unit RMS over its S kept samples, then by its gain a_i. Mic 2 gets exact
-    fractional delays (:mod:`pipeline.acoustics`).
+    Each segment is scaled to unit RMS over its S kept samples, then by its gain a_i. Anechoic: mic 2 gets exact
+    fractional delays; reverberant: both mics get the room's impulse responses (:mod:`pipeline.acoustics`).
 
     Raises:
         ValueError: a silent source segment (cannot be leveled), or an unknown room.
@@ -81,8 +81,10 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
     segs = segs * (np.asarray(spec.gains) / rms)[:, None]
     if spec.room == "anechoic":
         images = acoustics.anechoic_two_mic(segs, spec.delays_samples)  # (N, 2, S)
+    elif spec.room == "reverberant":
+        images = acoustics.reverberant_two_mic(segs, spec.room_params, spec.sample_rate)  # (N, 2, S)
     else:
-        raise ValueError(f"mixture {spec.mixture_id}: unknown room {spec.room!r}; expected 'anechoic'")
+        raise ValueError(f"mixture {spec.mixture_id}: unknown room {spec.room!r}; expected one of {ROOMS}")
     mixture = images.sum(axis=0).astype(np.float32)  # (2, S)
     sources = images[:, 0].astype(np.float32)  # (N, S)
     spectra = features.stft(np.concatenate([mixture, sources]))  # (2 + N, F, T)

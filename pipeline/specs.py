@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .acoustics import draw_room
 from .atomic import write_text_atomic
 from .corpus import GENDERS, SPLITS, Utterance
 from .rng import rng_for
@@ -36,6 +37,7 @@ ACTIVITY_MIN_FRACTION = 0.5
 OFFSET_STEP_FRAMES = 5  # candidate offsets every 5 hops = 50 ms
 SOUND_SPEED_M_S = 343.0
 PAPER_SIZES = {"train": 5400, "valid": 900, "test": 1800}
+ROOMS = ("anechoic", "reverberant")
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ class Planner:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}: choose one of {SPLITS} or 'all'")
         dataset_name(gender, num_speakers)
+        if self.config.room not in ROOMS:
+            raise ValueError(f"unknown room {self.config.room!r}: choose one of {ROOMS}")
         draw_angles(np.random.default_rng(0), num_speakers, self.config.min_angle_deg)  # raises if infeasible
         if self.config.max_delay_samples > 0.5:
             raise ValueError(f"mic spacing {self.config.mic_spacing_m} m gives delays up to "
@@ -279,10 +283,11 @@ class Planner:
         angles = draw_angles(rng, num_speakers, self.config.min_angle_deg)
         gains = draw_gains(rng, num_speakers, self.config.gain_low, self.config.gain_high)
         c = self.config
+        room_params = draw_room(rng, angles, c.mic_spacing_m) if c.room == "reverberant" else {}
         return MixtureSpec(dataset, split, index, self.seed, tuple(u.utterance_id for u in utts), tuple(chosen),
                            tuple(genders), tuple(u.path for u in utts), tuple(offsets),
                            tuple(round(float(a), 6) for a in angles), tuple(round(float(a), 8) for a in gains),
-                           c.sample_rate, c.num_samples, c.mic_spacing_m, c.sound_speed_m_s, c.room)
+                           c.sample_rate, c.num_samples, c.mic_spacing_m, c.sound_speed_m_s, c.room, room_params)
 
     def plan(self, gender: str, num_speakers: int, split: str, num_mixtures: int) -> list[MixtureSpec]:
         """Check feasibility, then plan mixtures 0..num_mixtures-1 of (gender, N, split)."""
