@@ -11,7 +11,7 @@ import click
 from pipeline.atomic import write_text_atomic
 from pipeline.build import package_versions
 
-from .evaluate import evaluate
+from .evaluate import DEFAULT_CLUSTER_DB, evaluate
 from .metrics import BACKENDS
 from .report import markdown_table, summarize, write_csv
 
@@ -29,8 +29,12 @@ from .report import markdown_table, summarize, write_csv
 @click.option("--scheduler", default=None, help="tcp://HOST:PORT of an existing Dask scheduler to use instead.")
 @click.option("--max-mixtures", type=int, default=None, help="Score only the first N mixtures.")
 @click.option("--seed", type=int, default=0, help="Seed of the K-means initializations.")
+@click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB,
+              help="K-means centres are fitted on the bins within this many dB of the loudest bin; every bin is "
+                   "then assigned to its nearest centre (chosen on the fm2 validation set, see RESULTS.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, quiet) -> None:
+def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
+         quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -38,11 +42,11 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
-                        scheduler=scheduler, progress=not quiet)
+                        scheduler=scheduler, progress=not quiet, cluster_db=cluster_db)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,
-                  "seed": seed, "command": sys.argv, "versions": package_versions()}
+                  "seed": seed, "cluster_db": cluster_db, "command": sys.argv, "versions": package_versions()}
     write_csv(report, rows, provenance)
     table = markdown_table(summarize(rows))
     write_text_atomic(Path(report).with_suffix(".md"), f"# SDR improvement (dB)\n\n{table}")

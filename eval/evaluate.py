@@ -20,6 +20,7 @@ from .separate import apply_masks, binary_masks, cluster_labels, embed
 
 log = logging.getLogger(__name__)
 ORACLES = ("oracle_ds", "oracle_bpd")
+DEFAULT_CLUSTER_DB = 40.0  # K-means fit range below the loudest bin (dB); see eval/cli.py --cluster-db
 _MODELS: dict = {}  # checkpoint path -> (model, stats, config), cached per worker process
 
 
@@ -33,7 +34,7 @@ class EvalTask:
     backend: str
     seed: int
     torch_threads: int = 1
-    cluster_db: float = 40.0
+    cluster_db: float = DEFAULT_CLUSTER_DB
 
 
 def _load_model(checkpoint: str):
@@ -101,7 +102,7 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = "fast", workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
-             progress: bool = True, cluster_db: float = 40.0) -> list[dict]:
+             progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
     K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then

@@ -270,13 +270,18 @@ ALL_DATASETS = tuple((g, n) for n in (2, 3) for g in specs_mod.DATASET_GENDERS)
 
 
 def read_spec_dir(spec_dir: Path, splits: Sequence[str]) -> dict[str, list[specs_mod.MixtureSpec]]:
-    """The specs of one dataset from ``spec_dir/<split>.jsonl`` (as ``dcgen plan`` writes them).
+    """The specs of one dataset from ``spec_dir/<split>.jsonl.gz`` or ``<split>.jsonl`` (as ``dcgen plan`` writes).
 
     Raises:
         FileNotFoundError: none of the requested splits has a spec file (names the folder and the fix).
         ValueError: a malformed line, or files of several datasets mixed in one folder.
     """
-    by_split = {s: specs_mod.read_specs(spec_dir / f"{s}.jsonl") for s in splits if (spec_dir / f"{s}.jsonl").is_file()}
+    by_split = {}
+    for s in splits:
+        for name in (f"{s}.jsonl.gz", f"{s}.jsonl"):
+            if (spec_dir / name).is_file():
+                by_split[s] = specs_mod.read_specs(spec_dir / name)
+                break
     by_split = {s: v for s, v in by_split.items() if v}
     if not by_split:
         raise FileNotFoundError(f"{spec_dir} has no spec file for split(s) {', '.join(splits)}; "

@@ -86,7 +86,8 @@ def render_options(fn):
 @click.option("--all-datasets", is_flag=True,
               help="Render the paper's six datasets (f, m, fm x 2, 3 speakers); ignores --speakers and --gender.")
 @click.option("--from-specs", "from_specs", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Render the specs in this folder (<split>.jsonl, as written by `dcgen plan`) instead of planning.")
+              help="Render the specs in this folder (<split>.jsonl[.gz], as `dcgen plan` writes them) instead of "
+                   "planning.")
 @click.option("--out", type=click.Path(path_type=Path), default="data", help="Output root; shards go to OUT/<dataset>/.")
 @click.option("--shard-size", type=int, default=100, help="Mixtures per HDF5 shard (one Dask task each).")
 @click.option("--workers", type=int, default=2, help="Local Dask worker processes (0: no Dask, in this process).")
@@ -132,24 +133,28 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
 
 @main.command("plan")
 @render_options
+@click.option("--all-datasets", is_flag=True, help="Plan the paper's six datasets; ignores --speakers and --gender.")
 @click.option("--specs-dir", type=click.Path(path_type=Path), default="data_manifests/datasets",
-              help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.")
+              help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.gz.")
 def plan_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration, mic_spacing,
-             min_angle, room, specs_dir) -> None:
-    """Write the mixture specs of one dataset as JSONL without rendering (commit them to share a dataset)."""
+             min_angle, room, all_datasets, specs_dir) -> None:
+    """Write the mixture specs of datasets as gzipped JSONL without rendering (commit them to share a dataset;
+    render them with `dcgen render --from-specs DIR`)."""
     splits = corpus.SPLITS if split == "all" else (split,)
     corpus_dir = Path(corpus_dir)
     config = _config(sample_rate, duration, mic_spacing, min_angle, room)
+    datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
         utts = build.load_or_make_manifest(corpus_dir, _manifest_path(corpus_dir, manifest), seed)
-        by_split = build.plan_dataset(utts, corpus_dir, config, seed, gender, speakers,
-                                      build.parse_sizes(num_mixtures, splits))
+        planned = {(g, n): build.plan_dataset(utts, corpus_dir, config, seed, g, n,
+                                              build.parse_sizes(num_mixtures, splits)) for g, n in datasets}
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for name, ss in by_split.items():
-        path = Path(specs_dir) / corpus_dir.name / specs.dataset_name(gender, speakers) / f"{name}.jsonl"
-        specs.write_specs(path, ss)
-        click.echo(f"wrote {path} ({len(ss)} mixtures, sha256 {specs.specs_hash(ss)[:12]})")
+    for (g, n), by_split in planned.items():
+        for name, ss in by_split.items():
+            path = Path(specs_dir) / corpus_dir.name / specs.dataset_name(g, n) / f"{name}.jsonl.gz"
+            specs.write_specs(path, ss)
+            click.echo(f"wrote {path} ({len(ss)} mixtures, sha256 {specs.specs_hash(ss)[:12]})")
 
 
 @main.command("verify")

@@ -16,6 +16,7 @@ is usable when each of its two halves has at least ``ACTIVITY_MIN_FRACTION`` act
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .acoustics import draw_room
-from .atomic import write_text_atomic
+from .atomic import atomic_path, write_text_atomic
 from .corpus import GENDERS, SPLITS, Utterance
 from .rng import rng_for
 
@@ -298,17 +299,32 @@ class Planner:
 
 
 def write_specs(path: str | Path, specs: Iterable[MixtureSpec]) -> None:
-    """Write specs as JSONL, atomically."""
-    write_text_atomic(path, "".join(s.to_json() + "\n" for s in specs))
+    """Write specs as JSONL, atomically; gzip-compressed (reproducibly, no timestamp) if ``path`` ends in ``.gz``."""
+    text = "".join(s.to_json() + "\n" for s in specs)
+    if str(path).endswith(".gz"):
+        with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.write(text.encode("utf-8"))
+    else:
+        write_text_atomic(path, text)
 
 
 def read_specs(path: str | Path) -> list[MixtureSpec]:
-    """Read a JSONL spec file. Raises FileNotFoundError, or ValueError naming the bad line."""
+    """Read a JSONL spec file (``.jsonl`` or ``.jsonl.gz``).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: a corrupt file, or naming the bad line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spec file {path} not found; make it with `dcgen plan`")
+    try:
+        text = gzip.decompress(path.read_bytes()).decode("utf-8") if path.suffix == ".gz" else \
+            path.read_text(encoding="utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable spec file ({exc}); re-write it with `dcgen plan`") from exc
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 out.append(MixtureSpec.from_json(line))
