@@ -13,6 +13,7 @@ from pipeline.build import package_versions
 
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate
 from .metrics import BACKENDS
+from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
 from .report import markdown_table, summarize, write_csv
 
 
@@ -32,9 +33,11 @@ from .report import markdown_table, summarize, write_csv
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB,
               help="K-means centres are fitted on the bins within this many dB of the loudest bin; every bin is "
                    "then assigned to its nearest centre (chosen on the fm2 validation set, see RESULTS.md).")
+@click.option("--plots/--no-plots", default=True,
+              help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         quiet) -> None:
+         plots, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -49,9 +52,33 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
                   "seed": seed, "cluster_db": cluster_db, "command": sys.argv, "versions": package_versions()}
     write_csv(report, rows, provenance)
     table = markdown_table(summarize(rows))
-    write_text_atomic(Path(report).with_suffix(".md"), f"# SDR improvement (dB)\n\n{table}")
+    paper = paper_table_markdown(paper_table(rows), PAPER_SDRI)
+    md = Path(report).with_suffix(".md")
+    write_text_atomic(md, f"# SDR improvement (dB)\n\n{table}\n## Paper layout: mean SDRi (dB), Tzinis et al. 2019 "
+                          f"Tables 1-2 in brackets\n\n{paper}")
     click.echo(table)
-    click.echo(f"wrote {report} ({len(rows)} rows) and {Path(report).with_suffix('.md')}")
+    click.echo(paper)
+    written = [report, str(md)]
+    if plots:
+        written += [str(p) for p in write_plots(rows, shard_patterns, Path(report))]
+    click.echo("wrote " + ", ".join(written))
+
+
+def write_plots(rows, shard_patterns, report: Path) -> list[Path]:
+    """The report's figures: ``<report>.box.png``, ``<report>.spatial.png``, ``<report>.npd.png``."""
+    from pipeline import features
+    from pipeline.shards import ShardSet, expand_shards
+
+    stem = report.with_suffix("")
+    out = [sdri_boxplot(rows, f"{stem}.box.png"), sdri_vs_spec(rows, f"{stem}.spatial.png")]
+    shards = ShardSet(expand_shards(shard_patterns))
+    ex = shards.read(0, ("magnitude", "npd", "ds", "spec"))
+    spec = ex["spec"]
+    out.append(npd_histogram(ex["npd"], features.active_bins(ex["magnitude"]), ex["ds"],
+                             spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s, f"{stem}.npd.png",
+                             f"NPD of {spec.mixture_id}, colored by dominant source"))
+    shards.close()
+    return out
 
 
 if __name__ == "__main__":

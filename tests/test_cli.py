@@ -32,6 +32,10 @@ def test_the_chain_through_the_three_clis(small_corpus, tmp_path):
     assert len(rows) == 3 * 3 * 2  # mixtures x methods x sources
     assert {"sdr", "sir", "sar", "si_sdr", "sdri", "angles_deg", "gains", "genders"} <= set(rows[0])
     assert "| fm2 | oracle_ds |" in r.output and (tmp_path / "sdr.md").is_file()
+    assert "| 2 | oracle_ds |" in (tmp_path / "sdr.md").read_text()  # the paper's layout, its numbers beside
+    assert "(13.19)" in (tmp_path / "sdr.md").read_text()
+    for fig in ("sdr.box.png", "sdr.spatial.png", "sdr.npd.png"):
+        assert (tmp_path / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
 
 
 def test_bad_input_gives_clear_errors(small_corpus, tmp_path):

@@ -1,0 +1,179 @@
+"""Figures a person reads (matplotlib, PNG): SDRi box plots per method (like Tzinis et al. 2019, Fig. 3), the NPD
+histogram of one mixture (Fig. 2), and SDRi against the angle between sources and against the gain ratio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.atomic import atomic_path
+
+METHOD_ORDER = ("oracle_ds", "oracle_bpd", "dc_ds", "dc_bpd", "dc_rpd")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def _methods(rows: Sequence[dict]) -> list[str]:
+    present = {r["method"] for r in rows}
+    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+
+
+def _scored(rows: Sequence[dict]) -> list[dict]:
+    return [r for r in rows if not _truthy(r["silent_reference"])]
+
+
+def _truthy(v) -> bool:
+    return v is True or str(v).lower() == "true"
+
+
+def sdri_boxplot(rows: Sequence[dict], path: str | Path, metric: str = "sdri") -> Path:
+    """Box plot of ``metric`` (dB) per method, one box group per dataset (sources with a silent reference left out).
+
+    Args:
+        rows: report rows (from :func:`eval.evaluate.evaluate` or read back from the CSV).
+        path: PNG to write (atomically).
+    """
+    plt = _pyplot()
+    rows = _scored(rows)
+    datasets = sorted({r["dataset"] for r in rows})
+    methods = _methods(rows)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods) * len(datasets), 4))
+    data, labels, positions = [], [], []
+    for di, d in enumerate(datasets):
+        for mi, m in enumerate(methods):
+            v = [float(r[metric]) for r in rows if r["dataset"] == d and r["method"] == m]
+            if v:
+                data.append(v)
+                labels.append(f"{m}\n{d}" if len(datasets) > 1 else m)
+                positions.append(di * (len(methods) + 1) + mi)
+    ax.boxplot(data, positions=positions, showfliers=False)
+    ax.set_xticks(positions, labels, fontsize=8)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_ylabel(f"{metric.upper().replace('_', '-').replace('SDRI', 'SDRi')} (dB)")
+    ax.set_title("Separation per method (boxes: quartiles, whiskers: 1.5 IQR)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _per_mixture(rows: Sequence[dict], method: str, metric: str = "sdri") -> dict[str, tuple[dict, float]]:
+    out: dict[str, list] = {}
+    for r in _scored(rows):
+        if r["method"] == method:
+            out.setdefault(r["mixture_id"], [r, []])[1].append(float(r[metric]))
+    return {k: (v[0], float(np.mean(v[1]))) for k, v in out.items()}
+
+
+def gain_ratio_db(gains: str | Sequence[float]) -> float:
+    """Loudest over quietest gain of a mixture, in dB (20 log10); ``gains`` as the report's space-separated text."""
+    g = np.array([float(x) for x in gains.split()] if isinstance(gains, str) else gains, dtype=float)
+    return float(20 * np.log10(g.max() / g.min()))
+
+
+def sdri_vs_spec(rows: Sequence[dict], path: str | Path, metric: str = "sdri", bins: int = 8) -> Path:
+    """Mean SDRi per mixture against the smallest angle between its sources and against its gain ratio (dB), one
+    line per method (binned means over equal-count bins, dots for the mixtures of the first method)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for method in _methods(rows):
+        per = list(_per_mixture(rows, method, metric).values())
+        if not per:
+            continue
+        y = np.array([v for _, v in per])
+        for ax, x in zip(axes, (np.array([float(r["min_angle_gap_deg"]) for r, _ in per]),
+                                np.array([gain_ratio_db(r["gains"]) for r, _ in per]))):
+            order = np.argsort(x)
+            groups = np.array_split(order, min(bins, len(order)))
+            ax.plot([x[g].mean() for g in groups], [y[g].mean() for g in groups], marker="o", label=method)
+            if method == _methods(rows)[0]:
+                ax.scatter(x, y, s=4, alpha=0.15, color="grey")
+    axes[0].set_xlabel("smallest angle between sources (degrees)")
+    axes[1].set_xlabel("gain ratio, loudest / quietest source (dB)")
+    axes[0].set_ylabel(f"mean {metric.upper().replace('I', 'i')} per mixture (dB)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Separation against the spatial setup (lines: means of equal-count bins)")
+    return _save(fig, path)
+
+
+def npd_histogram(npd: np.ndarray, active: np.ndarray, labels: np.ndarray, max_delay_samples: float,
+                  path: str | Path, title: str = "") -> Path:
+    """Histogram of a mixture's NPD over its non-silent bins, colored by label (like Tzinis et al. 2019, Fig. 2).
+
+    Args:
+        npd: (F, T) float, samples. active: (F, T) bool. labels: (F, T) int (e.g. DS, to show the source clusters).
+        max_delay_samples: the physical limit d fs / c; the histogram spans twice it.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    lim = 2 * max_delay_samples
+    edges = np.linspace(-lim, lim, 121)
+    for k in np.unique(labels[active]):
+        ax.hist(np.clip(npd[active & (labels == k)], -lim, lim), bins=edges, alpha=0.6, label=f"source {k}")
+    ax.set_xlabel("normalized phase difference (samples)")
+    ax.set_ylabel("TF bins")
+    ax.set_title(title or "NPD of the non-silent bins")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def paper_table(rows: Sequence[dict], metric: str = "sdri") -> list[dict]:
+    """Mean ``metric`` in the paper's layout (Tzinis et al. 2019, Tables 1-2): one row per (speakers, method),
+    columns f, fm, m and all (pooled over the sources of the three), from the datasets present."""
+    out = []
+    rows = _scored(rows)
+    for n in sorted({int(r["num_speakers"]) for r in rows}):
+        for method in _methods(rows):
+            entry = {"speakers": n, "method": method}
+            pooled = []
+            for g in ("f", "fm", "m"):
+                v = [float(r[metric]) for r in rows if int(r["num_speakers"]) == n and r["method"] == method
+                     and str(r["dataset"]).rstrip("0123456789") == g]
+                entry[g] = float(np.mean(v)) if v else float("nan")
+                pooled += v
+            entry["all"] = float(np.mean(pooled)) if pooled else float("nan")
+            if pooled:
+                out.append(entry)
+    return out
+
+
+def paper_table_markdown(table: Sequence[dict], paper: dict | None = None) -> str:
+    """:func:`paper_table` as Markdown; ``paper`` maps (speakers, method) -> {column: value} shown in brackets."""
+    lines = ["| speakers | method | f | fm | m | all |", "|---|---|---|---|---|---|"]
+    for e in table:
+        ref = (paper or {}).get((e["speakers"], e["method"]), {})
+        cells = [f"{e[c]:.2f}" + (f" ({ref[c]:.2f})" if c in ref else "") for c in ("f", "fm", "m", "all")]
+        lines.append(f"| {e['speakers']} | {e['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# Tzinis et al. 2019, Table 1 (2 speakers) and Table 2 (3 speakers): mean SDRi (dB) on TIMIT mixtures.
+PAPER_SDRI = {
+    (2, "dc_rpd"): {"f": 4.85, "fm": 9.43, "m": 3.51, "all": 6.80},
+    (2, "dc_bpd"): {"f": 7.17, "fm": 9.99, "m": 4.97, "all": 8.03},
+    (2, "dc_ds"): {"f": 7.57, "fm": 10.15, "m": 5.16, "all": 8.26},
+    (2, "oracle_bpd"): {"f": 13.65, "fm": 12.88, "m": 11.82, "all": 12.81},
+    (2, "oracle_ds"): {"f": 14.02, "fm": 13.19, "m": 12.14, "all": 13.14},
+    (3, "dc_rpd"): {"f": 1.04, "fm": 2.77, "m": 0.27, "all": 1.71},
+    (3, "dc_bpd"): {"f": 1.75, "fm": 2.75, "m": 1.39, "all": 2.16},
+    (3, "dc_ds"): {"f": 1.66, "fm": 2.67, "m": 1.44, "all": 2.11},
+    (3, "oracle_bpd"): {"f": 10.23, "fm": 9.76, "m": 8.83, "all": 9.64},
+    (3, "oracle_ds"): {"f": 13.88, "fm": 13.44, "m": 12.41, "all": 13.29},
+}
