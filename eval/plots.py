@@ -30,6 +30,13 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+METRIC_LABELS = {"sdri": "SDRi", "si_sdri": "SI-SDRi", "sdr": "SDR", "sir": "SIR", "sar": "SAR", "si_sdr": "SI-SDR"}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
 def _methods(rows: Sequence[dict]) -> list[str]:
     present = {r["method"] for r in rows}
     return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
@@ -66,7 +73,7 @@ def sdri_boxplot(rows: Sequence[dict], path: str | Path, metric: str = "sdri") -
     ax.boxplot(data, positions=positions, showfliers=False)
     ax.set_xticks(positions, labels, fontsize=8)
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_ylabel(f"{metric.upper().replace('_', '-').replace('SDRI', 'SDRi')} (dB)")
+    ax.set_ylabel(f"{metric_label(metric)} (dB)")
     ax.set_title("Separation per method (boxes: quartiles, whiskers: 1.5 IQR)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -105,7 +112,7 @@ def sdri_vs_spec(rows: Sequence[dict], path: str | Path, metric: str = "sdri", b
                 ax.scatter(x, y, s=4, alpha=0.15, color="grey")
     axes[0].set_xlabel("smallest angle between sources (degrees)")
     axes[1].set_xlabel("gain ratio, loudest / quietest source (dB)")
-    axes[0].set_ylabel(f"mean {metric.upper().replace('I', 'i')} per mixture (dB)")
+    axes[0].set_ylabel(f"mean {metric_label(metric)} per mixture (dB)")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
