@@ -1,0 +1,155 @@
+"""``dcsep``: separate a user's recording into one WAV per speaker with a trained deep-clustering model."""
+
+from __future__ import annotations
+
+import logging
+from math import gcd
+from pathlib import Path
+
+import click
+import numpy as np
+import soundfile as sf
+
+from pipeline import features
+from pipeline.atomic import atomic_path
+
+from .count import DEFAULT_SHARE, estimate_num_speakers
+from .evaluate import DEFAULT_CLUSTER_DB
+from .separate import apply_masks, binary_masks, cluster_labels, embed
+
+MODEL_SAMPLE_RATE = 16000  # the rate the models are trained at (dcgen's default)
+
+
+def read_recording(path: str | Path, sample_rate: int = MODEL_SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """Channel 1 of a WAV / FLAC / any libsndfile format, resampled (polyphase, scipy) to ``sample_rate``.
+
+    Returns:
+        ((S,) float64 samples, the file's own sample rate).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: unreadable or empty audio.
+    """
+    from scipy.signal import resample_poly
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read {path} as audio ({exc}); give a WAV or FLAC file") from exc
+    if x.shape[0] == 0:
+        raise ValueError(f"{path} holds no samples")
+    x = x[:, 0]
+    if sr != sample_rate:
+        g = gcd(sr, sample_rate)
+        x = resample_poly(x, sample_rate // g, sr // g)
+    if not np.any(np.abs(x) > 0):
+        raise ValueError(f"{path} is silent: nothing to separate")
+    return x, sr
+
+
+def _chunk_bounds(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    if n <= chunk:
+        return [(0, n)]
+    hop = chunk - overlap
+    starts = list(range(0, n - overlap, hop))
+    return [(s, min(s + chunk, n)) for s in starts if s < n]
+
+
+def _best_permutation(prev: np.ndarray, cur: np.ndarray) -> list[int]:
+    """Order of ``cur``'s stems (N, S) that best matches ``prev`` (N, S) by correlation (Hungarian assignment)."""
+    from scipy.optimize import linear_sum_assignment
+
+    a = prev / (np.linalg.norm(prev, axis=1, keepdims=True) + 1e-12)
+    b = cur / (np.linalg.norm(cur, axis=1, keepdims=True) + 1e-12)
+    _, cols = linear_sum_assignment(-(a @ b.T))
+    return list(cols)
+
+
+def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | None, chunk_s: float = 8.0,
+                       overlap_s: float = 2.0, max_speakers: int = 3, cluster_db: float = DEFAULT_CLUSTER_DB,
+                       sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Separate a single-channel recording of any length.
+
+    The recording is cut into chunks of ``chunk_s`` seconds overlapping by ``overlap_s``; each chunk is embedded,
+    clustered into binary masks and resynthesized (as ``dceval`` does); the stems of each chunk are matched to the
+    previous chunk's by their correlation over the overlap and cross-faded linearly. With ``num_speakers`` None the
+    count is estimated per chunk (:mod:`eval.count`) and the largest estimate is used for all chunks.
+
+    Args:
+        x: (S,) float, at ``sample_rate``.
+
+    Returns:
+        ((N, S) float32 stems, N).
+    """
+    chunk, overlap = int(chunk_s * sample_rate), int(overlap_s * sample_rate)
+    bounds = _chunk_bounds(x.shape[0], chunk, overlap)
+    embs = []
+    for lo, hi in bounds:
+        mag = np.abs(features.stft(x[lo:hi]))
+        embs.append((embed(model, stats, mag[None])[0], features.active_bins(mag, cluster_db)))
+    if num_speakers is None:
+        num_speakers = max(estimate_num_speakers(e, a, max_speakers) for e, a in embs if a.any())
+    out = np.zeros((num_speakers, x.shape[0]))
+    prev_tail = None
+    for k, ((lo, hi), (emb, active)) in enumerate(zip(bounds, embs)):
+        seg = x[lo:hi]
+        if num_speakers == 1 or active.sum() < num_speakers:
+            stems = np.repeat(seg[None] / num_speakers, num_speakers, axis=0)
+        else:
+            labels = cluster_labels(emb, active, num_speakers, seed + k)
+            stems = apply_masks(seg, binary_masks(labels, num_speakers)).astype(np.float64)
+        ov = min(overlap, hi - lo) if k > 0 else 0
+        if prev_tail is not None and ov > 0:
+            stems = stems[_best_permutation(prev_tail[:, -ov:], stems[:, :ov])]
+            fade = np.linspace(0.0, 1.0, ov)
+            out[:, lo: lo + ov] = out[:, lo: lo + ov] * (1 - fade) + stems[:, :ov] * fade
+            out[:, lo + ov: hi] = stems[:, ov:]
+        else:
+            out[:, lo:hi] = stems
+        prev_tail = stems
+    return out.astype(np.float32), num_speakers
+
+
+@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="dctrain checkpoint (best.pt).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="stems",
+              help="Folder for <recording>_speaker<k>.wav.")
+@click.option("--speakers", default="2", help="Number of speakers, or 'auto' to estimate it from the embeddings.")
+@click.option("--max-speakers", type=int, default=3, help="Largest count 'auto' may return.")
+@click.option("--chunk-seconds", type=float, default=8.0, help="Long recordings are separated in chunks this long.")
+@click.option("--overlap-seconds", type=float, default=2.0, help="Overlap of consecutive chunks (speakers matched).")
+@click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB, help="K-means fit range below the loudest bin.")
+def main(recording, checkpoint, out, speakers, max_speakers, chunk_seconds, overlap_seconds, cluster_db) -> None:
+    """Separate RECORDING (WAV/FLAC, any rate, mic 1 of a multichannel file) into one WAV per speaker."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if speakers != "auto" and not (speakers.isdigit() and int(speakers) >= 1):
+        raise click.BadParameter(f"{speakers!r}: give a count >= 1 or 'auto'", param_hint="--speakers")
+    if overlap_seconds >= chunk_seconds:
+        raise click.BadParameter("must be shorter than --chunk-seconds", param_hint="--overlap-seconds")
+    try:
+        x, sr = read_recording(recording)
+        model, _ = model_from_checkpoint(state := load_checkpoint(checkpoint))
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    stems, n = separate_recording(x, model, state["stats"], None if speakers == "auto" else int(speakers),
+                                  chunk_seconds, overlap_seconds, max_speakers, cluster_db)
+    out.mkdir(parents=True, exist_ok=True)
+    peak = max(float(np.abs(stems).max()), 1e-9)
+    scale = 0.99 / peak if peak > 0.99 else 1.0  # avoid clipping in the 16-bit files
+    for k in range(n):
+        path = out / f"{Path(recording).stem}_speaker{k + 1}.wav"
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), stems[k] * scale, MODEL_SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        click.echo(f"wrote {path}")
+    click.echo(f"{n} speaker(s){' (estimated)' if speakers == 'auto' else ''}, {x.shape[0] / MODEL_SAMPLE_RATE:.1f} s "
+               f"from {recording} ({sr} Hz)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""dcsep: a user's recording (any rate, several channels, any length) into one WAV per speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from scipy.signal import resample_poly
+
+from eval import count
+from eval.dcsep import main as dcsep
+from trainer.loop import train
+from tests.test_trainer import tiny_config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(small_dataset, epochs=1), out, progress=False)
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def long_recording(small_corpus, tmp_path_factory):
+    """30 s of two bundled speakers at 44.1 kHz, stereo (the second channel is noise: only mic 1 is used)."""
+    files = sorted(small_corpus.glob("*.flac"))
+    a, _ = sf.read(files[0])
+    b, _ = sf.read(files[-1])
+    n = 30 * 16000
+    mix = np.resize(a, n) * 0.5 + np.resize(b, n) * 0.5
+    x = resample_poly(mix, 441, 160)
+    path = tmp_path_factory.mktemp("rec") / "talk.wav"
+    sf.write(path, np.stack([x, np.random.default_rng(0).normal(size=x.size) * 0.1], axis=1), 44100)
+    return path, mix
+
+
+def test_long_stereo_recording_at_44k_gives_stems_that_add_up(checkpoint, long_recording, tmp_path):
+    path, mix = long_recording
+    r = CliRunner().invoke(dcsep, [str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    stems = [sf.read(tmp_path / f"talk_speaker{k}.wav") for k in (1, 2)]
+    assert all(sr == 16000 and s.shape == (30 * 16000,) for s, sr in stems)
+    total = stems[0][0] + stems[1][0]
+    x16, _ = sf.read(path)
+    ref = resample_poly(x16[:, 0], 160, 441)[: total.size]
+    # binary masks partition every bin and the cross-fades keep the sum: the stems add up to the mixture
+    err = np.linalg.norm(total - ref) / np.linalg.norm(ref)
+    assert err < 0.02, err
+    assert all(np.std(s) > 1e-3 for s, _ in stems)  # neither stem is empty
+
+
+def test_auto_count_and_bad_files(checkpoint, long_recording, tmp_path):
+    path, _ = long_recording
+    r = CliRunner().invoke(dcsep, [str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path),
+                                   "--speakers", "auto", "--max-speakers", "3"])
+    assert r.exit_code == 0, r.output
+    assert "(estimated)" in r.output
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), 16000)
+    r = CliRunner().invoke(dcsep, [str(empty), "--checkpoint", str(checkpoint)])
+    assert r.exit_code != 0 and "holds no samples" in r.output
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF not really")
+    r = CliRunner().invoke(dcsep, [str(junk), "--checkpoint", str(checkpoint)])
+    assert r.exit_code != 0 and "cannot read" in r.output
+    r = CliRunner().invoke(dcsep, [str(path), "--checkpoint", str(checkpoint), "--speakers", "two"])
+    assert r.exit_code != 0 and "'two'" in r.output
+
+
+def test_count_from_ideal_embeddings():
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 3):
+        labels = rng.integers(0, k, size=(40, 50))
+        basis = np.linalg.qr(rng.normal(size=(20, 20)))[0][:k]  # k orthonormal directions in D = 20
+        emb = basis[labels] + 0.05 * rng.normal(size=(40, 50, 20))
+        emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+        active = np.ones((40, 50), bool)
+        assert count.estimate_num_speakers(emb, active, max_speakers=4) == k
+        assert np.isclose(count.embedding_spectrum(emb, active).sum(), 1.0)
