@@ -6,7 +6,8 @@ import logging
 
 import click
 
-from .config import TARGETS, TrainConfig
+from . import distributed
+from .config import LR_SCHEDULES, TARGETS, TrainConfig
 from .loop import train
 
 D = TrainConfig.__dataclass_fields__
@@ -24,7 +25,8 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--dropout", type=float, default=D["dropout"].default, help="Dropout on BLSTM outputs.")
 @click.option("--lr", type=float, default=D["lr"].default, help="Adam learning rate.")
 @click.option("--epochs", type=int, default=D["epochs"].default, help="Epochs.")
-@click.option("--batch-size", type=int, default=D["batch_size"].default, help="Mixtures per step.")
+@click.option("--batch-size", type=int, default=D["batch_size"].default,
+              help="Mixtures per step (per process under torchrun).")
 @click.option("--chunk-frames", type=int, default=D["chunk_frames"].default,
               help="Random chunk of this many frames per training mixture (0 = whole mixture).")
 @click.option("--clip-grad", type=float, default=D["clip_grad"].default, help="Gradient-norm clipping (0 = off).")
@@ -34,11 +36,17 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--num-workers", type=int, default=D["num_workers"].default, help="DataLoader worker processes.")
 @click.option("--max-minutes", type=float, default=D["max_minutes"].default,
               help="Wall-clock budget: stop (validate, save) once this many minutes are spent (0 = none).")
+@click.option("--max-steps", type=int, default=D["max_steps"].default,
+              help="Stop after this many optimizer steps in all (0 = none).")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=D["lr_schedule"].default,
+              help="plateau: halve the learning rate after an epoch without a better validation loss.")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:
     """Train a BLSTM deep-clustering network (Hershey et al. 2016) on DS, BPD or RPD targets; re-running the same
-    command resumes from OUT/last.pt."""
+    command resumes from OUT/last.pt.
+
+    Several processes: torchrun --standalone --nproc-per-node 2 -m trainer [same options] (DDP, gloo backend)."""
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -49,6 +57,8 @@ def main(out, threads, quiet, **options) -> None:
         summary = train(config, out, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        distributed.shutdown()
     click.echo(f"trained {summary['epochs']} epochs ({summary['steps']} steps) in {summary['seconds']:.0f} s; "
                f"best validation loss {summary['best_valid_loss']:.4f}; checkpoints in {summary['out']}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 TARGETS = ("ds", "bpd", "rpd")
+LR_SCHEDULES = ("none", "plateau")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         max_minutes: wall-clock budget, validation included (0: none). The epoch in progress is cut short early
             enough to leave time for one more validation (as long as the last one took), then validated and saved.
+        max_steps: stop after this many optimizer steps in all (0: none); the epoch in progress is validated, saved.
+        lr_schedule: ``"none"``, or ``"plateau"``: halve the learning rate after an epoch whose validation loss is
+            not better than the best so far (torch ``ReduceLROnPlateau``, factor 0.5, patience 0).
+
+    With several processes (``torchrun``, see :mod:`trainer.distributed`), ``batch_size`` is per process: one step
+    averages the gradients of world_size x batch_size mixtures.
     """
 
     shards: str
@@ -45,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 1
     max_minutes: float = 0.0
+    max_steps: int = 0
+    lr_schedule: str = "none"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -56,8 +65,10 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes) < 0:
-            raise ValueError("chunk_frames, num_workers, patience and max_minutes must be >= 0")
+        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes, self.max_steps) < 0:
+            raise ValueError("chunk_frames, num_workers, patience, max_minutes and max_steps must be >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ from pipeline.build import package_versions
 from pipeline.shards import ShardSet, expand_shards
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from . import distributed
 from .config import TrainConfig
 from .data import DeepClusteringDataset, input_stats
 from .loss import affinity_loss, one_hot_targets
@@ -42,13 +43,14 @@ def batch_loss(model: torch.nn.Module, batch: dict, target: str) -> torch.Tensor
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
-    """Mean loss over a loader, in eval mode (restores train mode after)."""
+    """Mean loss over a loader, in eval mode (restores train mode after); summed over the ranks of a DDP run."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
         total += batch_loss(model, batch, target).item() * batch["x"].shape[0]
         count += batch["x"].shape[0]
     model.train()
+    total, count = distributed.all_sum([total, float(count)])
     return total / max(count, 1)
 
 
@@ -66,6 +68,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         in an existing run directory.
     """
     out = Path(out_dir)
+    rank, world_size = distributed.world()
+    main_process = rank == 0
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     train_set = ShardSet(expand_shards(config.shards))
@@ -76,42 +80,62 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
 
     last = out / "last.pt"
     state = load_checkpoint(last) if last.is_file() else None
-    if state is not None and state["config"] != config.to_dict():
-        changed = {k: (state["config"].get(k), v) for k, v in config.to_dict().items() if state["config"].get(k) != v}
+    old_config = TrainConfig.from_dict(state["config"]).to_dict() if state is not None else None
+    if state is not None and old_config != config.to_dict():
+        changed = {k: (old_config.get(k), v) for k, v in config.to_dict().items() if old_config.get(k) != v}
         raise ValueError(f"{out} holds a run with another config {changed} (old, new); use a new --out")
     stats = state["stats"] if state else input_stats(train_set)
 
     model = build_model(config, num_freqs=len(stats["mean"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+                 if config.lr_schedule == "plateau" else None)
     epoch, step, best_val, history = 0, 0, float("inf"), []
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
         epoch, step, best_val, history = state["epoch"], state["step"], state["best_val"], state["history"]
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resuming %s at epoch %d, step %d", out, epoch, step)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    if main_process:
+        (out / "config.json").write_text(json.dumps(dict(config.to_dict(), world_size=world_size), indent=1))
+    net = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
 
     train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
                                        config.seed)
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
-    valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers)
+    valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
+                              sampler=list(range(rank, len(valid_data), world_size)))
+    sampler = distributed.GlobalBatchSampler(len(train_data), config.batch_size, rank, world_size, config.seed,
+                                             drop_last=len(train_data) > config.batch_size * world_size)
     stale = sum(1 for _ in _since_best(history))
     t0 = time.perf_counter()
     spent = history[-1]["seconds"] if history else 0.0  # time of earlier sessions of this run
     budget = config.max_minutes * 60 if config.max_minutes else float("inf")
     reserve = 0.0  # seconds kept for the validation that ends an epoch cut short by the budget
+    def out_of_time() -> bool:
+        over = spent + time.perf_counter() - t0 + reserve >= budget
+        return distributed.rank0_decides(over) if budget < float("inf") else False
+
+    def out_of_steps() -> bool:
+        return bool(config.max_steps) and step >= config.max_steps
+
     while (epoch < config.epochs and not (config.patience and stale >= config.patience)
-           and spent + time.perf_counter() - t0 + reserve < budget):
+           and not out_of_steps() and not out_of_time()):
         train_data.set_epoch(epoch)
-        order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=order,
-                            num_workers=config.num_workers, drop_last=len(train_data) > config.batch_size)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(train_data, batch_size=config.batch_size, sampler=sampler,
+                            num_workers=config.num_workers)
         losses = []
         epoch_t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, unit="batch")
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or not main_process,
+                   unit="batch")
         for batch in bar:
-            loss = batch_loss(model, batch, config.target)
+            loss = batch_loss(net, batch, config.target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad > 0:
@@ -120,7 +144,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             step += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            if spent + time.perf_counter() - t0 + reserve >= budget:
+            if out_of_steps():
+                break
+            if out_of_time():
                 log.info("time budget of %.1f minutes spent: ending epoch %d early", config.max_minutes, epoch + 1)
                 break
         train_seconds = time.perf_counter() - epoch_t0
@@ -128,18 +154,25 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         valid_loss = validate(model, valid_loader, config.target)
         reserve = time.perf_counter() - valid_t0
         epoch += 1
-        history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "valid_loss": valid_loss,
-                        "lr": config.lr, "train_seconds": round(train_seconds, 2),
+        lr_now = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step(valid_loss)
+        train_loss = distributed.all_sum([float(np.sum(losses)), float(len(losses))])
+        history.append({"epoch": epoch, "step": step, "train_loss": train_loss[0] / max(train_loss[1], 1),
+                        "valid_loss": valid_loss, "lr": lr_now, "train_seconds": round(train_seconds, 2),
                         "seconds": round(spent + time.perf_counter() - t0, 2)})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
                  "stats": stats, "epoch": epoch, "step": step, "best_val": min(best_val, valid_loss),
-                 "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions()}
+                 "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size}
         if valid_loss < best_val:
             best_val = valid_loss
-            save_checkpoint(out / "best.pt", state)
-        save_checkpoint(last, state)
-        write_log(out / "log.csv", history)
-        plot_losses(out / "loss.png", history)
+            if main_process:
+                save_checkpoint(out / "best.pt", state)
+        if main_process:
+            save_checkpoint(last, state)
+            write_log(out / "log.csv", history)
+            plot_losses(out / "loss.png", history)
         stale = sum(1 for _ in _since_best(history))
         log.info("epoch %d: train %.4f  valid %.4f  (best %.4f)", epoch, history[-1]["train_loss"], valid_loss,
                  best_val)

@@ -1,0 +1,85 @@
+"""Several training processes with DistributedDataParallel on the gloo backend (CPU).
+
+Launch with ``torchrun --standalone --nproc-per-node 2 -m trainer --shards ... --out runs/x``: torchrun sets
+``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; every process reads the same shards, takes its
+slice of each global batch (:class:`GlobalBatchSampler`), and DDP averages the gradients, so one step equals one
+step of a single process on the combined batch. Only rank 0 writes the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process, initializing the gloo process group under torchrun; (0, 1) otherwise."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def rank0_decides(flag: bool) -> bool:
+    """Rank 0's value of ``flag`` on every rank (time budgets must stop every process at the same step)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)])
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum over the ranks (identity in one process)."""
+    if not dist.is_initialized():
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class GlobalBatchSampler(Sampler[int]):
+    """Indices of this rank's share of each global batch, in a seeded order.
+
+    Per epoch, the order is ``torch.randperm(n)`` from a generator seeded with ``seed * 100003 + epoch`` (or
+    0..n-1 without shuffling); global batch k is order[k B W : (k + 1) B W] with B the per-rank batch and W the
+    world size, and rank r takes its r-th slice of B. With W = 1 this is the plain shuffled order. With
+    ``drop_last``, a last incomplete global batch is dropped (so every rank takes the same number of steps).
+    """
+
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True, drop_last: bool = True):
+        self.n, self.b, self.rank, self.w = n, batch_size, rank, world_size
+        self.seed, self.shuffle, self.drop_last, self.epoch = seed, shuffle, drop_last, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        order, gb = self._order(), self.b * self.w
+        full = self.n // gb if self.drop_last and self.n >= gb else -(-self.n // gb)
+        for k in range(full):
+            yield from order[k * gb + self.rank * self.b: k * gb + (self.rank + 1) * self.b]
+
+    def __len__(self) -> int:
+        gb = self.b * self.w
+        if self.drop_last and self.n >= gb:
+            return self.n // gb * self.b
+        return len(list(iter(self)))
