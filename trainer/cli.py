@@ -38,6 +38,8 @@ D = TrainConfig.__dataclass_fields__
               help="Wall-clock budget: stop (validate, save) once this many minutes are spent (0 = none).")
 @click.option("--max-steps", type=int, default=D["max_steps"].default,
               help="Stop after this many optimizer steps in all (0 = none).")
+@click.option("--valid-mixtures", type=int, default=D["valid_mixtures"].default,
+              help="Validate on the first N validation mixtures (0 = all).")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=D["lr_schedule"].default,
               help="plateau: halve the learning rate after an epoch without a better validation loss.")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")

@@ -28,6 +28,8 @@ class TrainConfig:
         max_minutes: wall-clock budget, validation included (0: none). The epoch in progress is cut short early
             enough to leave time for one more validation (as long as the last one took), then validated and saved.
         max_steps: stop after this many optimizer steps in all (0: none); the epoch in progress is validated, saved.
+        valid_mixtures: validate on the first this many validation mixtures (0: all; validation is about a quarter
+            of an epoch's time at the paper's 900).
         lr_schedule: ``"none"``, or ``"plateau"``: halve the learning rate after an epoch whose validation loss is
             not better than the best so far (torch ``ReduceLROnPlateau``, factor 0.5, patience 0).
 
@@ -53,6 +55,7 @@ class TrainConfig:
     num_workers: int = 1
     max_minutes: float = 0.0
     max_steps: int = 0
+    valid_mixtures: int = 0
     lr_schedule: str = "none"
 
     def __post_init__(self) -> None:
@@ -65,8 +68,10 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes, self.max_steps) < 0:
-            raise ValueError("chunk_frames, num_workers, patience, max_minutes and max_steps must be >= 0")
+        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes, self.max_steps,
+               self.valid_mixtures) < 0:
+            raise ValueError("chunk_frames, num_workers, patience, max_minutes, max_steps and valid_mixtures must be "
+                             ">= 0")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 

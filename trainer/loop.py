@@ -108,8 +108,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
                                        config.seed)
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
+    num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
-                              sampler=list(range(rank, len(valid_data), world_size)))
+                              sampler=list(range(rank, num_valid, world_size)))
     sampler = distributed.GlobalBatchSampler(len(train_data), config.batch_size, rank, world_size, config.seed,
                                              drop_last=len(train_data) > config.batch_size * world_size)
     stale = sum(1 for _ in _since_best(history))
