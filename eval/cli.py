@@ -33,11 +33,12 @@ from .report import markdown_table, summarize, write_csv
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB,
               help="K-means centres are fitted on the bins within this many dB of the loudest bin; every bin is "
                    "then assigned to its nearest centre (chosen on the fm2 validation set, see RESULTS.md).")
+@click.option("--oracles/--no-oracles", default=True, help="Score the oracle DS and BPD masks beside the model.")
 @click.option("--plots/--no-plots", default=True,
               help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         plots, quiet) -> None:
+         oracles, plots, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -45,7 +46,8 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
-                        scheduler=scheduler, progress=not quiet, cluster_db=cluster_db)
+                        scheduler=scheduler, progress=not quiet, cluster_db=cluster_db,
+                        oracles=oracles)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,

@@ -35,6 +35,7 @@ class EvalTask:
     seed: int
     torch_threads: int = 1
     cluster_db: float = DEFAULT_CLUSTER_DB
+    oracles: bool = True
 
 
 def _load_model(checkpoint: str):
@@ -70,7 +71,8 @@ def evaluate_task(task: EvalTask) -> list[dict]:
     torch.set_num_threads(task.torch_threads)
     shards = ShardSet(task.paths)
     data = [shards.read(i, ("mixture", "sources", "magnitude", "bpd", "ds", "spec")) for i in task.indices]
-    label_sets: list[dict[str, np.ndarray]] = [{"oracle_ds": d["ds"], "oracle_bpd": d["bpd"]} for d in data]
+    label_sets: list[dict[str, np.ndarray]] = [{"oracle_ds": d["ds"], "oracle_bpd": d["bpd"]} if task.oracles else {}
+                                               for d in data]
     if task.checkpoint:
         model, stats, config = _load_model(task.checkpoint)
         emb = embed(model, stats, np.stack([d["magnitude"] for d in data]))  # (B, F, T, D)
@@ -102,7 +104,8 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = "fast", workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
-             progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB) -> list[dict]:
+             progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB,
+             oracles: bool = True) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
     K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then
@@ -120,7 +123,9 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     count = len(ShardSet(paths))
     if max_mixtures:
         count = min(count, max_mixtures)
-    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db)
+    if not checkpoint and not oracles:
+        raise ValueError("nothing to score: give --checkpoint, or keep the oracle masks")
+    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles)
              for idx in chunked(range(count), chunk_size)]
     rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
             for r in batch]
