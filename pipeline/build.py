@@ -57,6 +57,7 @@ class ShardResult:
     bpd_accuracy: list = field(default_factory=list)  # per mixture, BPD vs DS on non-silent bins
     bpd_nmi: list = field(default_factory=list)
     genders: list = field(default_factory=list)
+    oracle_sdri: list = field(default_factory=list)  # (gender mix, DS SDRi, BPD SDRi) of every ORACLE_EVERY-th mixture
 
 
 def label_agreement(ex) -> tuple[float, float]:
@@ -66,23 +67,40 @@ def label_agreement(ex) -> tuple[float, float]:
     return labels.permutation_accuracy(ex.bpd, ex.ds, n, active), labels.label_nmi(ex.bpd, ex.ds, active)
 
 
+ORACLE_EVERY = 10  # oracle-mask SDRi at render time on mixtures whose index is a multiple of this (cost: ~3 BSS Evals)
+
+
+def oracle_sdri(ex) -> tuple[float, float]:
+    """Mean SDRi (dB) over the sources of the oracle DS and oracle BPD binary masks applied to mic 1 (fast BSS Eval);
+    NaN for a mixture with a silent reference."""
+    from eval.metrics import bss_eval, mixture_scores
+    from eval.separate import apply_masks, binary_masks
+
+    n, mic1 = ex.spec.num_speakers, ex.mixture[0]
+    base = mixture_scores(ex.sources, mic1).sdr
+    return tuple(float(np.mean(bss_eval(ex.sources, apply_masks(mic1, binary_masks(lab, n))).sdr - base))
+                 for lab in (ex.ds, ex.bpd))
+
+
 def render_shard(task: ShardTask) -> ShardResult:
     """Render and write one shard, unless a complete shard of the same specs is already there (resume)."""
     t0 = time.perf_counter()
     specs = list(task.specs)
     path = Path(task.path)
     skipped = path.is_file() and shards.shard_matches(path, specs)
-    accs, nmis = [], []
+    accs, nmis, oracles = [], [], []
     if not skipped:
         examples = [render_mixture(s, task.corpus_dir) for s in specs]
         for ex in examples:
             acc, nmi = label_agreement(ex)
             accs.append(acc)
             nmis.append(nmi)
+            if ex.spec.index % ORACLE_EVERY == 0:
+                oracles.append(("".join(sorted(set(ex.spec.genders))),) + oracle_sdri(ex))
         shards.write_shard(path, examples, task.provenance)
     return ShardResult(str(path), specs[0].split, len(specs), specs[0].index, path.stat().st_size,
                        shards.file_sha256(path), time.perf_counter() - t0, skipped, accs, nmis,
-                       ["".join(sorted(set(s.genders))) for s in specs])
+                       ["".join(sorted(set(s.genders))) for s in specs], oracles)
 
 
 def parse_sizes(num_mixtures: str | None, splits: Sequence[str]) -> dict[str, int]:
@@ -176,16 +194,28 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
 
 
 def label_quality(results: Sequence[ShardResult]) -> dict:
-    """Mean BPD-vs-DS accuracy and NMI per split and gender mix, over the shards rendered in this run."""
+    """Per split and per split/gender mix, over the shards rendered in this run: mean BPD-vs-DS accuracy (best
+    permutation) and NMI over non-silent bins, and the mean oracle DS and BPD mask SDRi (dB) on every
+    :data:`ORACLE_EVERY`-th mixture (the paper's oracle rows)."""
     out: dict = {}
     for r in results:
         for acc, nmi, g in zip(r.bpd_accuracy, r.bpd_nmi, r.genders):
             for key in (r.split, f"{r.split}/{g}"):
-                out.setdefault(key, {"accuracy": [], "nmi": []})
+                out.setdefault(key, {"accuracy": [], "nmi": [], "ds": [], "bpd": []})
                 out[key]["accuracy"].append(acc)
                 out[key]["nmi"].append(nmi)
-    return {k: {"mixtures": len(v["accuracy"]), "bpd_ds_accuracy": float(np.mean(v["accuracy"])),
-                "bpd_ds_nmi": float(np.mean(v["nmi"]))} for k, v in sorted(out.items())}
+        for g, ds, bpd in r.oracle_sdri:
+            for key in (r.split, f"{r.split}/{g}"):
+                out[key]["ds"].append(ds)
+                out[key]["bpd"].append(bpd)
+    report = {}
+    for k, v in sorted(out.items()):
+        report[k] = {"mixtures": len(v["accuracy"]), "bpd_ds_accuracy": float(np.mean(v["accuracy"])),
+                     "bpd_ds_nmi": float(np.mean(v["nmi"]))}
+        if v["ds"]:
+            report[k].update(oracle_mixtures=len(v["ds"]), oracle_ds_sdri=float(np.nanmean(v["ds"])),
+                             oracle_bpd_sdri=float(np.nanmean(v["bpd"])))
+    return report
 
 
 def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path) -> dict:
@@ -216,8 +246,10 @@ def format_summary(summary: dict) -> str:
              f"  {summary['bytes'] / 1e6:.1f} MB on disk, {summary['bytes'] / max(summary['mixtures'], 1) / 1e3:.0f} kB "
              f"per mixture, {summary['seconds']:.1f} s"]
     for key, q in summary["label_quality"].items():
+        oracle = (f"  oracle SDRi DS {q['oracle_ds_sdri']:.2f} / BPD {q['oracle_bpd_sdri']:.2f} dB "
+                  f"({q['oracle_mixtures']} mixtures)" if "oracle_ds_sdri" in q else "")
         lines.append(f"  BPD vs DS labels, {key:<12} accuracy {100 * q['bpd_ds_accuracy']:.1f} %  "
-                     f"NMI {q['bpd_ds_nmi']:.3f}  ({q['mixtures']} mixtures rendered now)")
+                     f"NMI {q['bpd_ds_nmi']:.3f}  ({q['mixtures']} mixtures rendered now){oracle}")
     return "\n".join(lines)
 
 

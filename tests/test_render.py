@@ -134,3 +134,15 @@ def test_round_mantissa_bounds_the_relative_error_at_every_magnitude():
     r = shards.round_mantissa(x, 10)
     assert np.max(np.abs(r - x) / np.abs(x)) <= 2.0**-11
     assert np.array_equal(shards.round_mantissa(np.zeros(3, np.float32)), np.zeros(3))
+
+
+def test_label_quality_report_has_agreement_and_oracle_sdri(small_dataset):
+    import json
+
+    q = json.loads((small_dataset / "label_quality.json").read_text())
+    for split in ("train", "valid", "test"):
+        assert 0.8 < q[split]["bpd_ds_accuracy"] <= 1.0 and 0 < q[split]["bpd_ds_nmi"] <= 1.0
+        assert q[f"{split}/fm"]["mixtures"] == q[split]["mixtures"]
+    # mixture 0 of each split is scored with the oracle masks: real speech gives a large improvement
+    assert q["test"]["oracle_mixtures"] == 1
+    assert q["test"]["oracle_ds_sdri"] > 8 and q["test"]["oracle_bpd_sdri"] > 3

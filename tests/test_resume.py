@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a render, then the same command: the result equals an uninterrupted render."""
+"""kill -9 in the middle of a render or a training run, then the same command: the result equals an uninterrupted run."""
 
 import json
 import os
@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pipeline import shards
 from pipeline.cli import main as dcgen
 from pipeline.shards import ShardSet, expand_shards
+from tests.conftest import ROOT
 
 
 def render_args(corpus_dir, manifest, out):
@@ -52,3 +53,34 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_render(small_corpus, tmp_path
     assert sorted(ids) == list(range(60))
     index = json.loads((cut / "fm2" / "index.json").read_text())
     assert sum(e["num_mixtures"] for e in index["shards"]) == 60
+
+
+def test_dctrain_killed_mid_run_resumes_to_the_same_weights(small_dataset, tmp_path):
+    """kill -9 after the first checkpoint; the same command then continues (step, optimizer, RNG) and ends with the
+    weights of an uninterrupted run."""
+    import torch
+
+    from trainer.checkpoint import load_checkpoint
+
+    def cmd(out):
+        return [sys.executable, "-m", "trainer", "--shards", str(small_dataset / "train-*.h5"), "--valid",
+                str(small_dataset / "valid-*.h5"), "--layers", "1", "--hidden", "16", "--embedding-dim", "4",
+                "--batch-size", "4", "--chunk-frames", "40", "--num-workers", "0", "--epochs", "40", "--threads", "1",
+                "--quiet", "--out", str(out)]
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run(cmd(tmp_path / "whole"), check=True, env=env, capture_output=True, timeout=600)
+    proc = subprocess.Popen(cmd(tmp_path / "cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "last.pt"
+    deadline = time.time() + 300
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(last)["epoch"]
+    assert 1 <= killed_at < 40, "the run ended before it could be killed; raise --epochs"
+    subprocess.run(cmd(tmp_path / "cut"), check=True, env=env, capture_output=True, timeout=600)
+    whole, cut = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(last)
+    assert cut["step"] == whole["step"] and [h["epoch"] for h in cut["history"]] == list(range(1, 41))
+    for name, p in whole["model"].items():
+        torch.testing.assert_close(cut["model"][name], p, rtol=0, atol=1e-6, msg=name)
