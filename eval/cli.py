@@ -14,7 +14,7 @@ from pipeline.build import package_versions
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate
 from .metrics import BACKENDS
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
-from .report import markdown_table, summarize, write_csv
+from .report import count_confusion, markdown_table, summarize, write_csv
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -33,12 +33,16 @@ from .report import markdown_table, summarize, write_csv
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB,
               help="K-means centres are fitted on the bins within this many dB of the loudest bin; every bin is "
                    "then assigned to its nearest centre (chosen on the fm2 validation set, see RESULTS.md).")
+@click.option("--speakers", type=click.Choice(["oracle", "auto"]), default="oracle",
+              help="K of the model's K-means: the mixture's true count, or auto: estimated from the embeddings "
+                   "(the CSV gets num_speakers_est; miscounted mixtures are marked count_error, left out of means).")
+@click.option("--max-speakers", type=int, default=3, help="Largest count --speakers auto may return.")
 @click.option("--oracles/--no-oracles", default=True, help="Score the oracle DS and BPD masks beside the model.")
 @click.option("--plots/--no-plots", default=True,
               help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         oracles, plots, quiet) -> None:
+         speakers, max_speakers, oracles, plots, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -47,17 +51,21 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     try:
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
                         scheduler=scheduler, progress=not quiet, cluster_db=cluster_db,
-                        oracles=oracles)
+                        oracles=oracles, auto_count=speakers == "auto", max_speakers=max_speakers)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,
-                  "seed": seed, "cluster_db": cluster_db, "command": sys.argv, "versions": package_versions()}
+                  "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "command": sys.argv, "versions": package_versions()}
     write_csv(report, rows, provenance)
     table = markdown_table(summarize(rows))
     paper = paper_table_markdown(paper_table(rows), PAPER_SDRI)
     md = Path(report).with_suffix(".md")
     write_text_atomic(md, f"# SDR improvement (dB)\n\n{table}\n## Paper layout: mean SDRi (dB), Tzinis et al. 2019 "
                           f"Tables 1-2 in brackets\n\n{paper}")
+    if speakers == "auto":
+        confusion = count_confusion(rows)
+        write_text_atomic(md, md.read_text() + f"\n## Speaker count (estimated from the embeddings)\n\n{confusion}")
+        click.echo(confusion)
     click.echo(table)
     click.echo(paper)
     written = [report, str(md)]

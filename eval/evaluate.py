@@ -15,7 +15,8 @@ from pipeline.parallel import chunked, run_tasks
 from pipeline.rng import random_state_for
 from pipeline.shards import ShardSet, expand_shards
 
-from .metrics import bss_eval, mixture_scores
+from .count import estimate_num_speakers
+from .metrics import Scores, bss_eval, mixture_scores
 from .separate import apply_masks, binary_masks, cluster_labels, embed
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class EvalTask:
     torch_threads: int = 1
     cluster_db: float = DEFAULT_CLUSTER_DB
     oracles: bool = True
+    auto_count: bool = False
+    max_speakers: int = 3
 
 
 def _load_model(checkpoint: str):
@@ -73,31 +76,38 @@ def evaluate_task(task: EvalTask) -> list[dict]:
     data = [shards.read(i, ("mixture", "sources", "magnitude", "bpd", "ds", "spec")) for i in task.indices]
     label_sets: list[dict[str, np.ndarray]] = [{"oracle_ds": d["ds"], "oracle_bpd": d["bpd"]} if task.oracles else {}
                                                for d in data]
+    counts = [d["spec"].num_speakers for d in data]  # K of each mixture (estimated below with auto_count)
     if task.checkpoint:
         model, stats, config = _load_model(task.checkpoint)
         emb = embed(model, stats, np.stack([d["magnitude"] for d in data]))  # (B, F, T, D)
         for k, d in enumerate(data):
             spec = d["spec"]
             active = features.active_bins(d["magnitude"], task.cluster_db)
+            if task.auto_count:
+                counts[k] = estimate_num_speakers(emb[k], active, task.max_speakers)
             label_sets[k][method_name(config.target)] = cluster_labels(
-                emb[k], active, spec.num_speakers, random_state_for(task.seed, spec.mixture_id, "kmeans"))
+                emb[k], active, counts[k], random_state_for(task.seed, spec.mixture_id, "kmeans"))
     rows = []
-    for d, methods in zip(data, label_sets):
+    for d, methods, k_est in zip(data, label_sets, counts):
         spec, refs, mix = d["spec"], d["sources"], d["mixture"][0]
         n = spec.num_speakers
         base = mixture_scores(refs, mix, task.backend)
-        cols = spec_columns(spec)
+        cols = dict(spec_columns(spec), num_speakers_est=k_est)
         for method, lab in methods.items():
             t0 = time.perf_counter()
-            est = apply_masks(mix, binary_masks(lab, n))  # (N, S)
-            s = bss_eval(refs, est, task.backend)
+            miscounted = method.startswith("dc_") and k_est != n
+            if miscounted:  # as many estimates as clusters: BSS Eval needs one per reference, so no score
+                s = Scores(*(np.full(n, np.nan) for _ in range(4)), np.arange(n))
+            else:
+                s = bss_eval(refs, apply_masks(mix, binary_masks(lab, n)), task.backend)
             seconds = time.perf_counter() - t0
             for j in range(n):
                 rows.append(dict(cols, method=method, source=j, speaker=spec.speakers[j],
                                  sdr=s.sdr[j], sir=s.sir[j], sar=s.sar[j], si_sdr=s.si_sdr[j],
                                  sdr_mix=base.sdr[j], si_sdr_mix=base.si_sdr[j],
                                  sdri=s.sdr[j] - base.sdr[j], si_sdri=s.si_sdr[j] - base.si_sdr[j],
-                                 silent_reference=bool(np.isnan(s.sdr[j])), seconds=seconds / n))
+                                 silent_reference=bool(np.isnan(s.sdr[j])) and not miscounted,
+                                 count_error=miscounted, seconds=seconds / n))
     shards.close()
     return rows
 
@@ -105,8 +115,12 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = "fast", workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
              progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB,
-             oracles: bool = True) -> list[dict]:
+             oracles: bool = True, auto_count: bool = False, max_speakers: int = 3) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
+
+    With ``auto_count``, the model's K-means uses the count estimated from its embeddings (:mod:`eval.count`,
+    1..``max_speakers``) instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
+    estimate per reference), so its model rows get NaN scores and ``count_error`` = True.
 
     K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then
     assigned to its nearest center.
@@ -125,7 +139,10 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
         count = min(count, max_mixtures)
     if not checkpoint and not oracles:
         raise ValueError("nothing to score: give --checkpoint, or keep the oracle masks")
-    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles)
+    if auto_count and not checkpoint:
+        raise ValueError("--speakers auto estimates the count from a model's embeddings: give --checkpoint")
+    tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles,
+                      auto_count, max_speakers)
              for idx in chunked(range(count), chunk_size)]
     rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
             for r in batch]
@@ -133,4 +150,8 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     if silent:
         log.warning("%d mixtures have a silent reference source: marked in the CSV and left out of the means",
                     len(silent))
+    if auto_count:
+        wrong = {r["mixture_id"] for r in rows if r["count_error"]}
+        log.warning("speaker count estimated right for %d of %d mixtures; the others are marked count_error and "
+                    "left out of the SDR means", count - len(wrong), count)
     return sorted(rows, key=lambda r: (r["mixture_id"], r["method"], r["source"]))

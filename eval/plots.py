@@ -10,6 +10,8 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 
+from .report import unscored
+
 METHOD_ORDER = ("oracle_ds", "oracle_bpd", "dc_ds", "dc_bpd", "dc_rpd")
 
 
@@ -43,11 +45,7 @@ def _methods(rows: Sequence[dict]) -> list[str]:
 
 
 def _scored(rows: Sequence[dict]) -> list[dict]:
-    return [r for r in rows if not _truthy(r["silent_reference"])]
-
-
-def _truthy(v) -> bool:
-    return v is True or str(v).lower() == "true"
+    return [r for r in rows if not unscored(r)]
 
 
 def sdri_boxplot(rows: Sequence[dict], path: str | Path, metric: str = "sdri") -> Path:

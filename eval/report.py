@@ -29,12 +29,35 @@ def write_csv(path: str | Path, rows: Sequence[dict], provenance: dict | None = 
         write_text_atomic(Path(str(path) + ".json"), json.dumps(provenance, indent=1, sort_keys=True))
 
 
+def _true(v) -> bool:
+    return v is True or str(v).lower() == "true"
+
+
+def unscored(row: dict) -> bool:
+    """A row without scores: a silent reference, or a miscounted mixture (``dceval --speakers auto``)."""
+    return _true(row.get("silent_reference")) or _true(row.get("count_error"))
+
+
+def count_confusion(rows: Sequence[dict]) -> str:
+    """Accuracy and confusion matrix (true count x estimated count) of the per-mixture speaker-count estimates."""
+    pairs = {r["mixture_id"]: (int(r["num_speakers"]), int(r["num_speakers_est"])) for r in rows}
+    true = sorted({t for t, _ in pairs.values()})
+    est = sorted({e for _, e in pairs.values()} | set(true))
+    right = sum(t == e for t, e in pairs.values())
+    lines = [f"speaker count: {right} of {len(pairs)} mixtures right ({100 * right / max(len(pairs), 1):.1f} %)",
+             "", "| true \\ estimated | " + " | ".join(map(str, est)) + " |", "|---|" + "---|" * len(est)]
+    for t in true:
+        lines.append(f"| {t} | " + " | ".join(str(sum(1 for a, b in pairs.values() if a == t and b == e))
+                                            for e in est) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summarize(rows: Sequence[dict], by: Sequence[str] = ("dataset", "method")) -> list[dict]:
     """Mean, median and 95 % CI half-width (1.96 standard errors over sources) of each metric per group.
-    Rows with a silent reference are left out."""
+    Rows with a silent reference or a wrongly estimated speaker count (no score) are left out."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        if not r["silent_reference"]:
+        if not unscored(r):
             groups.setdefault(tuple(r[k] for k in by), []).append(r)
     out = []
     for key, rs in sorted(groups.items()):

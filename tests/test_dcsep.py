@@ -78,3 +78,26 @@ def test_count_from_ideal_embeddings():
         active = np.ones((40, 50), bool)
         assert count.estimate_num_speakers(emb, active, max_speakers=4) == k
         assert np.isclose(count.embedding_spectrum(emb, active).sum(), 1.0)
+
+
+def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(checkpoint, small_dataset, tmp_path):
+    import csv
+
+    from eval.cli import main as dceval
+    from eval.report import summarize
+
+    report = tmp_path / "auto.csv"
+    r = CliRunner().invoke(dceval, ["--checkpoint", str(checkpoint), "--shards", str(small_dataset / "test-*.h5"),
+                                    "--report", str(report), "--workers", "0", "--quiet", "--speakers", "auto",
+                                    "--no-plots"])
+    assert r.exit_code == 0, r.output
+    assert "speaker count:" in r.output and "| true \\ estimated |" in r.output
+    rows = list(csv.DictReader(report.open()))
+    model_rows = [x for x in rows if x["method"] == "dc_bpd"]
+    assert model_rows and all(1 <= int(x["num_speakers_est"]) <= 3 for x in model_rows)
+    for x in model_rows:  # a miscounted mixture has no score; a right one has
+        assert (x["count_error"] == "True") == (x["num_speakers_est"] != x["num_speakers"])
+        assert (x["sdr"] == "nan") == (x["count_error"] == "True")
+    scored = [s for s in summarize(rows) if s["method"] == "dc_bpd"]
+    right = sum(1 for x in model_rows if x["count_error"] == "False")
+    assert (scored[0]["sources"] if scored else 0) == right
