@@ -96,8 +96,9 @@ def write_shard(path: str | Path, examples: Sequence[Example], provenance: dict)
         with h5py.File(tmp, "w") as h5:
             for name, data in _stored_arrays(examples).items():
                 h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], compression="gzip",
-                                  compression_opts=GZIP_LEVEL, shuffle=True)
-            h5.create_dataset("spec", data=[ex.spec.to_json() for ex in examples], dtype=h5py.string_dtype())
+                                  compression_opts=GZIP_LEVEL, shuffle=True, track_times=False)
+            h5.create_dataset("spec", data=[ex.spec.to_json() for ex in examples], dtype=h5py.string_dtype(),
+                              track_times=False)  # no timestamps: the same specs give byte-identical files
             h5.attrs.update({
                 "schema_version": SCHEMA_VERSION, "dataset": first.dataset, "split": first.split,
                 "num_speakers": first.num_speakers, "sample_rate": first.sample_rate,
