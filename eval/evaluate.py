@@ -21,7 +21,7 @@ from .separate import apply_masks, binary_masks, cluster_labels, embed
 
 log = logging.getLogger(__name__)
 ORACLES = ("oracle_ds", "oracle_bpd")
-DEFAULT_CLUSTER_DB = 40.0  # K-means fit range below the loudest bin (dB); see eval/cli.py --cluster-db
+DEFAULT_CLUSTER_DB = 20.0  # K-means fit range below the loudest bin (dB), chosen on fm2 valid (RESULTS.md)
 _MODELS: dict = {}  # checkpoint path -> (model, stats, config), cached per worker process
 
 
