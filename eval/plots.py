@@ -164,7 +164,8 @@ def paper_table_markdown(table: Sequence[dict], paper: dict | None = None) -> st
     lines = ["| speakers | method | f | fm | m | all |", "|---|---|---|---|---|---|"]
     for e in table:
         ref = (paper or {}).get((e["speakers"], e["method"]), {})
-        cells = [f"{e[c]:.2f}" + (f" ({ref[c]:.2f})" if c in ref else "") for c in ("f", "fm", "m", "all")]
+        cells = [("–" if np.isnan(e[c]) else f"{e[c]:.2f}") + (f" ({ref[c]:.2f})" if c in ref else "")
+                 for c in ("f", "fm", "m", "all")]
         lines.append(f"| {e['speakers']} | {e['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
