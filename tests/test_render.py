@@ -70,6 +70,16 @@ def test_dask_with_1_or_2_workers_gives_identical_shards(small_corpus, small_spe
             assert np.array_equal(ra[name], rb[name]), (i, name)
 
 
+def test_shards_are_byte_identical_in_one_process_or_on_4_dask_workers(small_corpus, small_specs, tmp_path):
+    """A plain in-order loop and 4 Dask workers (shards finish in any order) write the same bytes."""
+    part = {"test": small_specs["test"]}
+    build.render_dataset(part, small_corpus, tmp_path / "w0", shard_size=2, workers=0, progress=False)
+    build.render_dataset(part, small_corpus, tmp_path / "w4", shard_size=2, workers=4, progress=False)
+    for name in ("test-00000.h5", "test-00001.h5"):
+        assert (shards.file_sha256(tmp_path / "w0" / "fm2" / name)
+                == shards.file_sha256(tmp_path / "w4" / "fm2" / name)), name
+
+
 def test_rerun_skips_complete_shards(small_corpus, small_specs, tmp_path):
     part = {"valid": small_specs["valid"]}
     first = build.render_dataset(part, small_corpus, tmp_path, shard_size=2, workers=0, progress=False)
