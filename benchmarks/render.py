@@ -101,7 +101,7 @@ def main() -> None:
         print("  per mixture, one process: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in st.items()))
     total = sum(count / rates[int(name[-1])] for name, count in SIX.items())
     print(f"\nsix default datasets ({sum(SIX.values())} mixtures) at the 2-worker rates: {total / 60:.1f} min projected")
-    print("(oracle_sdri runs on every 10th mixture; its figure is per mixture, averaged over all)")
+    print("(oracle_sdri runs on every 50th mixture; its figure is per mixture, averaged over all)")
 
 
 if __name__ == "__main__":
