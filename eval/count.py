@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_SHARE = 0.12  # smallest share of the non-silent bins a counted source must own (see benchmarks/count.py)
+DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT yet
+# validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
 
 
 def embedding_spectrum(embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Evaluation speed: BSS Eval with the default (fast_bss_eval) backend vs mir_eval on the same estimates, in the
 same run, for 2- and 3-speaker mixtures; and the largest SDR / SIR / SAR difference between them.
 
-    python benchmarks/eval.py [--mixtures 20]
+    python benchmarks/evaluation.py [--mixtures 20]
 
 Estimates are the oracle-DS and oracle-BPD masked mixtures of freshly rendered fm2 and fm3 test mixtures.
 """
