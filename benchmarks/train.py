@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--num-workers", type=int, default=TrainConfig.__dataclass_fields__["num_workers"].default)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -43,7 +44,8 @@ def main() -> None:
                                 {"train": args.mixtures, "valid": args.batch_size})
         build.render_dataset(by, CORPUS, tmp / "data", 40, 2, progress=False)
         config = TrainConfig(shards=str(tmp / "data/fm2/train-*.h5"), valid=str(tmp / "data/fm2/valid-*.h5"),
-                             target="bpd", hidden=args.hidden, batch_size=args.batch_size, epochs=2)
+                             target="bpd", hidden=args.hidden, batch_size=args.batch_size, epochs=2,
+                             num_workers=args.num_workers)
         # dctrain's loop: two epochs, the second one timed (the first warms caches and allocators)
         history = train(config, tmp / "run", progress=False)["history"]
         loop_rate = args.mixtures / history[-1]["train_seconds"]
@@ -66,7 +68,7 @@ def main() -> None:
             opt.step()
         bare_rate = len(batches) * args.batch_size / (time.perf_counter() - t0)
         print(f"hidden {args.hidden}, batch {args.batch_size}, chunk {config.chunk_frames} frames, "
-              f"{args.threads} torch threads, {args.mixtures} mixtures per epoch")
+              f"{args.threads} torch threads, {args.num_workers} loader workers, {args.mixtures} mixtures per epoch")
         print(f"  dctrain loop : {loop_rate:6.2f} mixtures/s")
         print(f"  bare model   : {bare_rate:6.2f} mixtures/s")
         print(f"  loop / bare  : {100 * loop_rate / bare_rate:5.1f} %  (target >= 90 %)")
