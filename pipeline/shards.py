@@ -93,7 +93,10 @@ def write_shard(path: str | Path, examples: Sequence[Example], provenance: dict)
         if (s.dataset, s.split, s.num_speakers) != (first.dataset, first.split, first.num_speakers):
             raise ValueError(f"shard {path} mixes {s.mixture_id} with {first.mixture_id}")
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
+        # No chunk cache: each chunk is compressed and placed in the file inside its own write call. With a
+        # cache, chunks are placed when their dataset object is closed, i.e. when Python frees it, which in a
+        # Dask worker thread can come late and reorder the file (same data, different bytes).
+        with h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
             for name, data in _stored_arrays(examples).items():
                 h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], compression="gzip",
                                   compression_opts=GZIP_LEVEL, shuffle=True, track_times=False)
