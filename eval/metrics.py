@@ -1,19 +1,26 @@
 """Separation metrics: BSS Eval v3 (SDR, SIR, SAR) with the best permutation, and SI-SDR.
 
-Backends: ``mir_eval`` (``mir_eval.separation.bss_eval_sources``, the reference; Vincent et al. 2006) and ``fast``
-(``fast_bss_eval.bss_eval_sources``, the same BSS Eval v3 definitions with 512-tap distortion filters, solved
-faster). A reference source that is silent (energy under ``SILENT_ENERGY``) cannot be scored: the whole mixture
-is marked and gets NaN, instead of crashing the run (mir_eval raises ValueError on an all-zero reference).
+Backends, all BSS Eval v3 with 512-tap distortion filters: ``batched`` (the default, :mod:`eval.bsseval`: every
+estimate set of a mixture and its baseline scored against one factorization of the references' Gram matrix),
+``fast_bss_eval`` (``fast_bss_eval.bss_eval_sources``, one set at a time) and ``mir_eval``
+(``mir_eval.separation.bss_eval_sources``, the reference implementation; Vincent et al. 2006).
+
+A reference source that is silent (energy under ``SILENT_ENERGY``) cannot be scored: the whole mixture is marked and
+gets NaN, instead of crashing the run (mir_eval raises ValueError on an all-zero reference).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-BACKENDS = ("fast", "mir_eval")
+from .bsseval import bss_eval_sources_batch
+
+BACKENDS = ("batched", "fast_bss_eval", "mir_eval")
+DEFAULT_BACKEND = "batched"
 SILENT_ENERGY = 1e-10
 
 
@@ -49,12 +56,65 @@ def silent_references(references: np.ndarray) -> np.ndarray:
     return (references.astype(np.float64) ** 2).sum(-1) < SILENT_ENERGY
 
 
-def bss_eval(references: np.ndarray, estimates: np.ndarray, backend: str = "fast") -> Scores:
-    """BSS Eval v3 of estimates against references, estimates matched by the best permutation.
+def bss_eval_sets(references: np.ndarray, estimate_sets: Sequence[np.ndarray],
+                  backend: str = DEFAULT_BACKEND) -> list[Scores]:
+    """BSS Eval v3 of several estimate sets of one mixture (methods, and the mixture itself as a baseline), each
+    matched to the references by its best permutation.
+
+    Args:
+        references: (N, S) float.
+        estimate_sets: M arrays (N, S) float.
+        backend: one of ``BACKENDS``; ``batched`` shares the references' work across the sets.
+
+    Returns:
+        M :class:`Scores`; all NaN if any reference is silent (see the module docstring).
+
+    Raises:
+        ValueError: shapes differ, or an unknown backend.
+    """
+    if references.ndim != 2 or any(e.shape != references.shape for e in estimate_sets):
+        raise ValueError(f"references {references.shape} and every estimate set "
+                         f"{[e.shape for e in estimate_sets]} must be the same (N, S)")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown metric backend {backend!r}; choose one of {BACKENDS}")
+    n = references.shape[0]
+    if silent_references(references).any():
+        nan = np.full(n, np.nan)
+        return [Scores(nan, nan.copy(), nan.copy(), nan.copy(), np.arange(n)) for _ in estimate_sets]
+    if not estimate_sets:
+        return []
+    ref = references.astype(np.float64)
+    est = np.stack(estimate_sets).astype(np.float64)  # (M, N, S)
+    if backend == "batched":
+        sdr, sir, sar, perm = bss_eval_sources_batch(ref, est)
+    else:
+        out = [_bss_eval_one(ref, e, backend) for e in est]
+        sdr, sir, sar, perm = (np.stack([o[k] for o in out]) for k in range(4))
+    perm = np.asarray(perm, dtype=np.int64)
+    return [Scores(np.asarray(sdr[k], float), np.asarray(sir[k], float), np.asarray(sar[k], float),
+                   si_sdr(ref, est[k][perm[k]]), perm[k]) for k in range(len(est))]
+
+
+def _bss_eval_one(ref: np.ndarray, est: np.ndarray, backend: str) -> tuple:
+    """(sdr, sir, sar, perm) of one set from a library backend."""
+    if backend == "mir_eval":
+        import mir_eval
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mir_eval.separation.bss_eval_sources(ref, est)
+    import fast_bss_eval
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # SAR of the unprocessed mixture is +inf
+        return fast_bss_eval.bss_eval_sources(ref, est)
+
+
+def bss_eval(references: np.ndarray, estimates: np.ndarray, backend: str = DEFAULT_BACKEND) -> Scores:
+    """BSS Eval v3 of one estimate set against references, estimates matched by the best permutation.
 
     Args:
         references, estimates: (N, S) float.
-        backend: ``"fast"`` or ``"mir_eval"``.
+        backend: one of ``BACKENDS``.
 
     Returns:
         :class:`Scores`; all NaN if any reference is silent (see the module docstring).
@@ -62,33 +122,10 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, backend: str = "fast
     Raises:
         ValueError: shapes differ, or an unknown backend.
     """
-    if references.shape != estimates.shape or references.ndim != 2:
-        raise ValueError(f"references {references.shape} and estimates {estimates.shape} must both be (N, S)")
-    n = references.shape[0]
-    if silent_references(references).any():
-        nan = np.full(n, np.nan)
-        return Scores(nan, nan.copy(), nan.copy(), nan.copy(), np.arange(n))
-    ref = references.astype(np.float64)
-    est = estimates.astype(np.float64)
-    if backend == "mir_eval":
-        import mir_eval
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sdr, sir, sar, perm = mir_eval.separation.bss_eval_sources(ref, est)
-    elif backend == "fast":
-        import fast_bss_eval
-
-        with np.errstate(divide="ignore", invalid="ignore"):  # SAR of the unprocessed mixture is +inf
-            sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(ref, est)
-    else:
-        raise ValueError(f"unknown metric backend {backend!r}; choose one of {BACKENDS}")
-    perm = np.asarray(perm, dtype=np.int64)
-    return Scores(np.asarray(sdr, float), np.asarray(sir, float), np.asarray(sar, float),
-                  si_sdr(ref, est[perm]), perm)
+    return bss_eval_sets(references, [estimates], backend)[0]
 
 
-def mixture_scores(references: np.ndarray, mixture: np.ndarray, backend: str = "fast") -> Scores:
+def mixture_scores(references: np.ndarray, mixture: np.ndarray, backend: str = DEFAULT_BACKEND) -> Scores:
     """Scores of the unprocessed mixture as the estimate of every source (the baseline of SDRi).
 
     Args:

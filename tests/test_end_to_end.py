@@ -12,7 +12,7 @@ def test_oracle_masks_separate_real_test_mixtures(tmp_path):
     utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
     by_split = build.plan_dataset(utts, BUNDLED, specs.RenderConfig(), 0, "fm", 2, {"test": 8})
     build.render_dataset(by_split, BUNDLED, tmp_path, shard_size=4, workers=0, progress=False)
-    rows = evaluate([str(tmp_path / "fm2" / "test-*.h5")], None, "fast", workers=0, progress=False)
+    rows = evaluate([str(tmp_path / "fm2" / "test-*.h5")], None, workers=0, progress=False)
     means = {e["method"]: e["sdri_mean"] for e in summarize(rows)}
     assert means["oracle_ds"] > 10 and means["oracle_bpd"] > 8
     assert means["oracle_ds"] >= means["oracle_bpd"] - 0.5
