@@ -7,6 +7,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from pipeline import features
+from pipeline.features import apply_masks, binary_masks  # noqa: F401  (re-exported: eval's API)
 from trainer.data import network_input
 
 
@@ -45,21 +46,3 @@ def cluster_labels(embeddings: np.ndarray, active: np.ndarray, num_sources: int,
         raise ValueError(f"{fit.shape[0]} non-silent bins cannot form {num_sources} clusters")
     km = KMeans(n_clusters=num_sources, n_init=3, random_state=random_state).fit(fit)
     return km.predict(embeddings.reshape(-1, d)).reshape(f, t)  # (F, T)
-
-
-def binary_masks(labels: np.ndarray, num_sources: int) -> np.ndarray:
-    """Labels (F, T) int -> masks (N, F, T) float32, one-hot along N."""
-    return (labels[None] == np.arange(num_sources)[:, None, None]).astype(np.float32)
-
-
-def apply_masks(mixture: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Mask the STFT of a single-channel mixture and invert.
-
-    Args:
-        mixture: (S,) float, mic 1. masks: (N, F, T) float in [0, 1].
-
-    Returns:
-        (N, S) float32 source estimates.
-    """
-    spectrum = features.stft(mixture)  # (F, T)
-    return features.istft(masks * spectrum[None], mixture.shape[-1])  # (N, S)

@@ -9,29 +9,36 @@ side (tapered), from which the centre is cut, so the circular wrap never reaches
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 DELAY_MARGIN = 1024  # samples of context on each side of a segment
 
 
-def fractional_delay(x: np.ndarray, delay_samples: float) -> np.ndarray:
-    """Delay ``x`` by a real number of samples with an ideal (band-limited) linear-phase shift.
+def fractional_delay(x: np.ndarray, delay_samples) -> np.ndarray:
+    """Delay signals by real numbers of samples with an ideal (band-limited) linear-phase shift.
+
+    The signal is tapered over its first and last ``DELAY_MARGIN // 2`` samples and zero-padded by ``DELAY_MARGIN``
+    before the FFT, so the circular wrap falls on zeros.
 
     Args:
-        x: (S,) float, a segment with ``DELAY_MARGIN`` samples of context on each side.
-        delay_samples: tau (samples), may be negative or fractional.
+        x: (..., S) float, segments with ``DELAY_MARGIN`` samples of context on each side.
+        delay_samples: tau (samples), a float or an array broadcasting to x's leading shape; may be negative or
+            fractional.
 
     Returns:
-        (S,) float64, x(t - tau).
+        (..., S) float64, x(t - tau).
     """
+    x = np.asarray(x, dtype=np.float64)
     n = x.shape[-1]
     taper = np.ones(n)
     ramp = np.hanning(2 * (DELAY_MARGIN // 2))[: DELAY_MARGIN // 2]
     taper[: ramp.size] = ramp
     taper[n - ramp.size:] = ramp[::-1]
-    nfft = int(2 ** np.ceil(np.log2(n + 2 * DELAY_MARGIN)))
-    spec = np.fft.rfft(x * taper, nfft)
+    nfft = scipy.fft.next_fast_len(n + 2 * DELAY_MARGIN, real=True)
+    spec = scipy.fft.rfft(x * taper, nfft)  # (..., nfft // 2 + 1)
     w = 2 * np.pi * np.arange(spec.shape[-1]) / nfft
-    return np.fft.irfft(spec * np.exp(-1j * w * delay_samples), nfft)[:n]
+    tau = np.asarray(delay_samples, dtype=np.float64)[..., None]
+    return scipy.fft.irfft(spec * np.exp(-1j * w * tau), nfft)[..., :n]
 
 
 def segment_with_margin(audio: np.ndarray, offset: int, num_samples: int, margin: int = DELAY_MARGIN) -> np.ndarray:
@@ -53,13 +60,9 @@ def anechoic_two_mic(segments: np.ndarray, delays_samples: np.ndarray, margin: i
     Returns:
         (N, 2, S) float64: [:, 0] at mic 1 (the SDR references), [:, 1] at mic 2.
     """
-    n, length = segments.shape
-    s = length - 2 * margin
-    out = np.empty((n, 2, s))
-    for i in range(n):
-        out[i, 0] = segments[i, margin: margin + s]
-        out[i, 1] = fractional_delay(segments[i], float(delays_samples[i]))[margin: margin + s]
-    return out
+    s = segments.shape[1] - 2 * margin
+    delayed = fractional_delay(segments, np.asarray(delays_samples, dtype=np.float64))  # all sources in one FFT
+    return np.stack([segments[:, margin: margin + s], delayed[:, margin: margin + s]], axis=1)
 
 
 # Reverberant rooms (an extension beyond the paper): seeded shoebox rooms simulated with pyroomacoustics' image

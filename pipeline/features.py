@@ -89,3 +89,21 @@ def active_bins(magnitude: np.ndarray, silence_db: float = SILENCE_DB) -> np.nda
     """
     peak = magnitude.max(axis=(-2, -1), keepdims=True)
     return magnitude > peak * 10 ** (-silence_db / 20)
+
+
+def binary_masks(labels: np.ndarray, num_sources: int) -> np.ndarray:
+    """Labels (F, T) int -> masks (N, F, T) float32, one-hot along N."""
+    return (labels[None] == np.arange(num_sources)[:, None, None]).astype(np.float32)
+
+
+def apply_masks(mixture: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Mask the STFT of a single-channel mixture and invert.
+
+    Args:
+        mixture: (S,) float, mic 1. masks: (N, F, T) float in [0, 1].
+
+    Returns:
+        (N, S) float32 source estimates.
+    """
+    spectrum = stft(mixture)  # (F, T)
+    return istft(masks * spectrum[None], mixture.shape[-1])  # (N, S)

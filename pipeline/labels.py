@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import mutual_info_score
 
 
 def ds_labels(source_stfts: np.ndarray) -> np.ndarray:
@@ -61,7 +61,7 @@ def kmeans_1d(values: np.ndarray, num_clusters: int, rng: np.random.Generator, n
             counts = np.diff(bounds)
             sums = csum[bounds[1:]] - csum[bounds[:-1]]
             new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)  # an empty cluster keeps its center
-            if np.allclose(new, centers, rtol=0, atol=1e-12):
+            if np.max(np.abs(new - centers)) <= 1e-12:
                 break
             centers = np.sort(new)
         bounds = np.concatenate([[0], np.searchsorted(x, (centers[1:] + centers[:-1]) / 2), [n]])
@@ -130,6 +130,26 @@ def rpd_target(npd: np.ndarray, active: np.ndarray, max_delay_samples: float) ->
     return ((values - mean) / np.sqrt(var + 1e-12)).astype(np.float32)
 
 
+def contingency(labels: np.ndarray, reference: np.ndarray, num_sources: int,
+                mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts of (label, reference) pairs over the masked bins.
+
+    Args:
+        labels, reference: integer arrays of one shape, values in 0..N-1. mask: bool of that shape, bins to count.
+
+    Returns:
+        (N, N) int64, ``[i, j]`` = bins labelled i whose reference is j.
+
+    Raises:
+        ValueError: a value outside 0..N-1.
+    """
+    a = (labels[mask] if mask is not None else labels.ravel()).astype(np.intp)
+    b = (reference[mask] if mask is not None else reference.ravel()).astype(np.intp)
+    if a.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= num_sources):
+        raise ValueError(f"labels must lie in 0..{num_sources - 1}")
+    return np.bincount(a * num_sources + b, minlength=num_sources * num_sources).reshape(num_sources, num_sources)
+
+
 def permutation_accuracy(labels: np.ndarray, reference: np.ndarray, num_sources: int,
                          mask: np.ndarray | None = None) -> float:
     """Fraction of bins where ``labels`` equal ``reference`` under the best relabeling (all N! permutations).
@@ -140,19 +160,29 @@ def permutation_accuracy(labels: np.ndarray, reference: np.ndarray, num_sources:
     Returns:
         float in [1/N, 1] (nan if the mask is empty).
     """
-    a = labels[mask] if mask is not None else labels.ravel()
-    b = reference[mask] if mask is not None else reference.ravel()
-    if a.size == 0:
+    return accuracy_from_contingency(contingency(labels, reference, num_sources, mask))
+
+
+def accuracy_from_contingency(counts: np.ndarray) -> float:
+    """Best-permutation accuracy from an (N, N) contingency table (nan if it is empty)."""
+    n, total = counts.shape[0], counts.sum()
+    if total == 0:
         return float("nan")
-    confusion = np.zeros((num_sources, num_sources), dtype=np.int64)
-    np.add.at(confusion, (a.astype(np.int64), b.astype(np.int64)), 1)
-    best = max(sum(confusion[i, p[i]] for i in range(num_sources))
-               for p in itertools.permutations(range(num_sources)))
-    return float(best / a.size)
+    best = max(counts[np.arange(n), list(p)].sum() for p in itertools.permutations(range(n)))
+    return float(best / total)
 
 
-def label_nmi(labels: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Normalized mutual information (scikit-learn, arithmetic mean) of two labelings over the masked bins."""
-    a = labels[mask] if mask is not None else labels.ravel()
-    b = reference[mask] if mask is not None else reference.ravel()
-    return float(normalized_mutual_info_score(b, a))
+def nmi_from_contingency(counts: np.ndarray) -> float:
+    """Normalized mutual information, MI / mean(H(labels), H(reference)) (Strehl and Ghosh 2002; scikit-learn's
+    ``normalized_mutual_info_score`` with ``average_method="arithmetic"``, 1.0 when both have one class), from an
+    (N, N) contingency table; MI from ``sklearn.metrics.mutual_info_score``."""
+    rows, cols = counts.sum(1), counts.sum(0)
+    if (rows > 0).sum() <= 1 and (cols > 0).sum() <= 1:
+        return 1.0
+    mi = mutual_info_score(None, None, contingency=counts)
+
+    def entropy(c: np.ndarray) -> float:
+        p = c[c > 0] / c.sum()
+        return float(-(p * np.log(p)).sum())
+
+    return float(mi / max((entropy(rows) + entropy(cols)) / 2, np.finfo(np.float64).eps))

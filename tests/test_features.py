@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,22 @@ def test_kmeans_1d_inertia_is_no_worse_than_scikit_learn_on_overlapping_clusters
 def test_kmeans_1d_refuses_too_few_values():
     with pytest.raises(ValueError, match="cannot form 3 clusters"):
         labels.kmeans_1d(np.array([1.0, 2.0]), 3, np.random.default_rng(0))
+
+
+def test_contingency_nmi_equals_scikit_learn_and_accuracy_counts_bins():
+    from sklearn.metrics import normalized_mutual_info_score
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        ref = rng.integers(0, n, (40, 30))
+        lab = np.where(rng.random((40, 30)) < 0.8, (ref + 1) % n, rng.integers(0, n, (40, 30)))
+        mask = rng.random((40, 30)) < 0.7
+        counts = labels.contingency(lab, ref, n, mask)
+        assert counts.sum() == mask.sum()
+        assert labels.nmi_from_contingency(counts) == pytest.approx(
+            normalized_mutual_info_score(ref[mask], lab[mask]), abs=1e-12)
+        assert labels.accuracy_from_contingency(counts) == pytest.approx(
+            max(np.mean(perm[lab[mask]] == ref[mask]) for perm in map(np.array, itertools.permutations(range(n)))))
+    assert labels.nmi_from_contingency(labels.contingency(np.zeros(5, int), np.zeros(5, int), 2)) == 1.0
+    with pytest.raises(ValueError, match="0..1"):
+        labels.contingency(np.array([0, 2]), np.array([0, 1]), 2)
