@@ -42,6 +42,8 @@ D = TrainConfig.__dataclass_fields__
               help="Validate on the first N validation mixtures (0 = all).")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=D["lr_schedule"].default,
               help="plateau: halve the learning rate after an epoch without a better validation loss.")
+@click.option("--cache-gb", type=float, default=D["cache_gb"].default,
+              help="GB of decoded training mixtures kept in memory (later epochs skip decompression; 0 = off).")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:

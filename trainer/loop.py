@@ -106,7 +106,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         net = torch.nn.parallel.DistributedDataParallel(model)
 
     train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
-                                       config.seed)
+                                       config.seed, cache_bytes=int(config.cache_gb * 1e9))
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
     num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
