@@ -21,6 +21,7 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
     Raises:
         ValueError: workers < 1 without a scheduler. OSError: the scheduler cannot be reached.
     """
+    import dask
     from dask.distributed import Client, LocalCluster
 
     # distributed configures its loggers at import; keep a local cluster's start/stop chatter out of the user's way
@@ -36,8 +37,12 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
         return
     if workers < 1:
         raise ValueError(f"--workers must be >= 1 for a Dask cluster, got {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which fixes glibc's mmap threshold, so every
+    # large temporary array is mmap'ed and page-faulted afresh: rendering ran 1.5x slower in a worker than in this
+    # process (RESULTS.md). Our workers keep glibc's default; the BLAS thread limits stay.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+            LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
