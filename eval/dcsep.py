@@ -67,6 +67,25 @@ def _best_permutation(prev: np.ndarray, cur: np.ndarray) -> list[int]:
     return list(cols)
 
 
+def level_gain(x: np.ndarray, stats: dict) -> float:
+    """Gain that brings a recording to the level of the model's training mixtures: the mean log magnitude of its STFT
+    bins is matched to the mean of the training input statistics (the network's input normalization is fixed per
+    frequency, so a recording much quieter or louder than the training mixtures would be out of distribution).
+    Only the network input is scaled; masks apply to the recording as it is.
+
+    Args:
+        x: (S,) float recording. stats: the checkpoint's ``{"mean": (F,), ...}`` of log(|M1| + 1e-8).
+
+    Returns:
+        float > 0 (1.0 for an all-zero recording).
+    """
+    mag = np.abs(features.stft(x)).astype(np.float64)  # (F, T)
+    if not np.any(mag > 0):
+        return 1.0
+    # log of the non-zero bins, without the 1e-8 floor: the gain of c * x is exactly gain(x) / c
+    return float(np.exp(float(np.mean(stats["mean"])) - float(np.mean(np.log(mag[mag > 0])))))
+
+
 def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | None, chunk_s: float = 8.0,
                        overlap_s: float = 2.0, max_speakers: int = 3, cluster_db: float = DEFAULT_CLUSTER_DB,
                        sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0) -> tuple[np.ndarray, int]:
@@ -75,7 +94,8 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     The recording is cut into chunks of ``chunk_s`` seconds overlapping by ``overlap_s``; each chunk is embedded,
     clustered into binary masks and resynthesized (as ``dceval`` does); the stems of each chunk are matched to the
     previous chunk's by their correlation over the overlap and cross-faded linearly. With ``num_speakers`` None the
-    count is estimated per chunk (:mod:`eval.count`) and the largest estimate is used for all chunks.
+    count is estimated per chunk (:mod:`eval.count`) and the largest estimate is used for all chunks. The network
+    sees the recording at the level of its training mixtures (:func:`level_gain`), so the stems scale with the input.
 
     Args:
         x: (S,) float, at ``sample_rate``.
@@ -85,10 +105,11 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     """
     chunk, overlap = int(chunk_s * sample_rate), int(overlap_s * sample_rate)
     bounds = _chunk_bounds(x.shape[0], chunk, overlap)
+    gain = level_gain(x, stats)
     embs = []
     for lo, hi in bounds:
         mag = np.abs(features.stft(x[lo:hi]))
-        embs.append((embed(model, stats, mag[None])[0], features.active_bins(mag, cluster_db)))
+        embs.append((embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)))
     if num_speakers is None:
         num_speakers = max(estimate_num_speakers(e, a, max_speakers) for e, a in embs if a.any())
     out = np.zeros((num_speakers, x.shape[0]))

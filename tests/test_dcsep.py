@@ -101,3 +101,19 @@ def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(check
     scored = [s for s in summarize(rows) if s["method"] == "dc_bpd"]
     right = sum(1 for x in model_rows if x["count_error"] == "False")
     assert (scored[0]["sources"] if scored else 0) == right
+
+
+def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
+    """The network sees every recording at its training level, so a 20 dB quieter copy gives the same masks."""
+    from eval.dcsep import level_gain, separate_recording
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(state)
+    _, mix = long_recording
+    x = mix[: 6 * 16000]
+    loud, _ = separate_recording(x, model, state["stats"], 2)
+    quiet, _ = separate_recording(0.1 * x, model, state["stats"], 2)
+    assert level_gain(0.1 * x, state["stats"]) == pytest.approx(10 * level_gain(x, state["stats"]), rel=1e-6)
+    err = min(np.linalg.norm(quiet[list(p)] - 0.1 * loud) for p in ((0, 1), (1, 0))) / np.linalg.norm(0.1 * loud)
+    assert err < 0.02, err  # the stems' order is K-means' and may differ
