@@ -32,10 +32,7 @@ def speaker_audio(utts: list, seconds: float) -> np.ndarray:
     """A speaker's utterances concatenated (cycled if short) to ``seconds``, unit RMS."""
     need, parts = int(seconds * SR), []
     for u in itertools.cycle(utts):
-        x, sr = sf.read(CORPUS / u.path, dtype="float32")
-        if sr != SR:
-            raise ValueError(f"{u.path}: {sr} Hz, expected {SR}")
-        parts.append(x)
+        parts.append(corpus.load_audio(u, CORPUS, SR))
         if sum(p.size for p in parts) >= need:
             break
     y = np.concatenate(parts)[:need].astype(np.float64)
