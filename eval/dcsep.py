@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from math import gcd
 from pathlib import Path
+from typing import Sequence
 
 import click
 import numpy as np
@@ -67,19 +68,20 @@ def _best_permutation(prev: np.ndarray, cur: np.ndarray) -> list[int]:
     return list(cols)
 
 
-def level_gain(x: np.ndarray, stats: dict) -> float:
+def level_gain(magnitudes: Sequence[np.ndarray], stats: dict) -> float:
     """Gain that brings a recording to the level of the model's training mixtures: the mean log magnitude of its STFT
     bins is matched to the mean of the training input statistics (the network's input normalization is fixed per
     frequency, so a recording much quieter or louder than the training mixtures would be out of distribution).
     Only the network input is scaled; masks apply to the recording as it is.
 
     Args:
-        x: (S,) float recording. stats: the checkpoint's ``{"mean": (F,), ...}`` of log(|M1| + 1e-8).
+        magnitudes: |STFT| (F, T_k) of the recording's chunks. stats: the checkpoint's ``{"mean": (F,), ...}`` of
+            log(|M1| + 1e-8).
 
     Returns:
         float > 0 (1.0 for an all-zero recording).
     """
-    mag = np.abs(features.stft(x)).astype(np.float64)  # (F, T)
+    mag = np.concatenate([np.ravel(m) for m in magnitudes]).astype(np.float64)
     if not np.any(mag > 0):
         return 1.0
     # log of the non-zero bins, without the 1e-8 floor: the gain of c * x is exactly gain(x) / c
@@ -105,11 +107,9 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     """
     chunk, overlap = int(chunk_s * sample_rate), int(overlap_s * sample_rate)
     bounds = _chunk_bounds(x.shape[0], chunk, overlap)
-    gain = level_gain(x, stats)
-    embs = []
-    for lo, hi in bounds:
-        mag = np.abs(features.stft(x[lo:hi]))
-        embs.append((embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)))
+    mags = [np.abs(features.stft(x[lo:hi])) for lo, hi in bounds]  # (F, T_k) per chunk
+    gain = level_gain(mags, stats)
+    embs = [(embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)) for mag in mags]
     if num_speakers is None:
         num_speakers = max(estimate_num_speakers(e, a, max_speakers) for e, a in embs if a.any())
     out = np.zeros((num_speakers, x.shape[0]))

@@ -95,9 +95,10 @@ def evaluate_task(task: EvalTask) -> list[dict]:
         # a model that found the wrong count has as many estimates as clusters, but BSS Eval needs one per reference
         scored = [m for m in methods if not (m.startswith("dc_") and k_est != n)]
         t0 = time.perf_counter()
-        base, *method_scores = bss_eval_sets(
-            refs, [np.tile(mix, (n, 1))] + [apply_masks(mix, binary_masks(methods[m], n)) for m in scored],
-            task.backend)  # the mixture itself first: the baseline of the improvements
+        estimates = (np.split(apply_masks(mix, np.concatenate([binary_masks(methods[m], n) for m in scored])),
+                              len(scored)) if scored else [])  # one STFT of the mixture for every method's masks
+        base, *method_scores = bss_eval_sets(refs, [np.tile(mix, (n, 1))] + estimates,
+                                             task.backend)  # the mixture itself first: the baseline of improvements
         seconds = (time.perf_counter() - t0) / (1 + len(scored))  # the references' work is shared by all sets
         by_method = dict(zip(scored, method_scores))
         cols = dict(spec_columns(spec), num_speakers_est=k_est)

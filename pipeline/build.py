@@ -75,7 +75,8 @@ def oracle_sdri(ex) -> tuple[float, float]:
     from eval.metrics import bss_eval_sets
 
     n, mic1 = ex.spec.num_speakers, ex.mixture[0]
-    masked = [features.apply_masks(mic1, features.binary_masks(lab, n)) for lab in (ex.ds, ex.bpd)]
+    masks = np.concatenate([features.binary_masks(lab, n) for lab in (ex.ds, ex.bpd)])  # (2 N, F, T)
+    masked = np.split(features.apply_masks(mic1, masks), 2)  # one STFT of mic 1 for both oracles
     base, *oracles = bss_eval_sets(ex.sources, [np.tile(mic1, (n, 1))] + masked)
     return tuple(float(np.mean(s.sdr - base.sdr)) for s in oracles)
 
