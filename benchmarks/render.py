@@ -33,6 +33,9 @@ def plan(gender: str, n: int, count: int) -> dict:
 def _warm_imports() -> None:
     import eval.metrics  # noqa: F401  (the render-time oracle SDRi)
     import pipeline.build  # noqa: F401
+    from pipeline import features
+
+    features.stft(np.zeros(1024))  # imports torch, which the STFT uses
 
 
 def timed_render(by_split: dict, workers: int, shard_size: int, warm: bool = False) -> tuple[float, int]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import click
 
 from . import build, corpus, specs
+from .parallel import dask_client
 
 DEFAULT_CORPUS = "corpora/librispeech-clips"
 
@@ -123,10 +125,13 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
             rows = build.dry_run(corpus_dir, manifest_path, datasets, splits, num_mixtures, config, seed, workers)
             click.echo(build.format_dry_run(rows))
             return
-        for g, n in datasets:
-            summary = build.render(corpus_dir, manifest_path, Path(out), g, n, splits, num_mixtures, config, seed,
-                                   shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
-            click.echo(build.format_summary(summary))
+        with contextlib.ExitStack() as stack:
+            if len(datasets) > 1 and not scheduler and workers >= 1:  # one local cluster for all the datasets
+                scheduler = stack.enter_context(dask_client(workers, threads_per_worker)).scheduler.address
+            for g, n in datasets:
+                summary = build.render(corpus_dir, manifest_path, Path(out), g, n, splits, num_mixtures, config,
+                                       seed, shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
+                click.echo(build.format_summary(summary))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -26,7 +26,13 @@ def ds_labels(source_stfts: np.ndarray) -> np.ndarray:
     Returns:
         (F, T) uint8 in 0..N-1.
     """
-    return np.argmax(np.abs(source_stfts), axis=0).astype(np.uint8)
+    power = source_stfts.real ** 2 + source_stfts.imag ** 2  # (N, F, T); same order as |.|, no square root
+    best, out = power[0], np.zeros(power.shape[1:], np.uint8)
+    for k in range(1, power.shape[0]):  # argmax over N (the first on ties), without a strided reduction
+        wins = power[k] > best
+        out[wins] = k
+        best = np.where(wins, power[k], best)
+    return out
 
 
 def kmeans_1d(values: np.ndarray, num_clusters: int, rng: np.random.Generator, n_init: int = 5,
@@ -54,32 +60,55 @@ def kmeans_1d(values: np.ndarray, num_clusters: int, rng: np.random.Generator, n
     csum = np.concatenate([[0.0], np.cumsum(x)])
     csum2 = np.concatenate([[0.0], np.cumsum(x * x)])
 
-    def lloyd(centers: np.ndarray) -> tuple[np.ndarray, float]:
-        centers = np.sort(centers)
-        for _ in range(max_iter):
-            bounds = np.concatenate([[0], np.searchsorted(x, (centers[1:] + centers[:-1]) / 2), [n]])  # (K + 1,)
-            counts = np.diff(bounds)
-            sums = csum[bounds[1:]] - csum[bounds[:-1]]
-            new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)  # an empty cluster keeps its center
-            if np.max(np.abs(new - centers)) <= 1e-12:
-                break
-            centers = np.sort(new)
-        bounds = np.concatenate([[0], np.searchsorted(x, (centers[1:] + centers[:-1]) / 2), [n]])
-        counts = np.diff(bounds)
-        sums = csum[bounds[1:]] - csum[bounds[:-1]]
-        sq = csum2[bounds[1:]] - csum2[bounds[:-1]]
-        inertia = float(np.sum(sq - 2 * centers * sums + counts * centers**2))
-        return centers, inertia
-
     inits = [np.quantile(x, (np.arange(num_clusters) + 0.5) / num_clusters)]
-    for _ in range(n_init - 1):  # k-means++ seeding
+    for _ in range(n_init - 1):  # k-means++ seeding: next center drawn with probability proportional to d^2
         centers = [x[int(rng.integers(n))]]
+        d2 = (x - centers[0]) ** 2  # (n,) squared distance to the nearest center so far
         for _ in range(num_clusters - 1):
-            d2 = np.min((x[:, None] - np.asarray(centers)[None]) ** 2, axis=1)  # (n,)
-            total = d2.sum()
-            centers.append(x[int(rng.choice(n, p=d2 / total))] if total > 0 else x[int(rng.integers(n))])
+            cum = np.cumsum(d2)
+            j = (min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), n - 1) if cum[-1] > 0
+                 else int(rng.integers(n)))
+            centers.append(x[j])
+            d2 = np.minimum(d2, (x - x[j]) ** 2)
         inits.append(np.asarray(centers))
-    return min((lloyd(c) for c in inits), key=lambda r: r[1])[0]
+    return _lloyd_sorted(x, csum, csum2, np.stack(inits), max_iter)
+
+
+def _lloyd_sorted(x: np.ndarray, csum: np.ndarray, csum2: np.ndarray, inits: np.ndarray,
+                  max_iter: int) -> np.ndarray:
+    """Lloyd's iterations from several initializations at once, on sorted 1-D data with its prefix sums.
+
+    Each row runs its own Lloyd iteration (a row that has converged stays at its fixed point), so the result is
+    that of running them one by one and keeping the lowest inertia (the first on ties); doing them together costs
+    one ``searchsorted`` per iteration for all rows.
+
+    Args:
+        x: (n,) float64 ascending. csum, csum2: (n + 1,) prefix sums of x and x**2. inits: (I, K) centers.
+
+    Returns:
+        (K,) float64 centers, ascending.
+    """
+    n, rows = x.size, inits.shape[0]
+    centers = np.sort(inits, axis=1)
+    first, last = np.zeros((rows, 1), np.intp), np.full((rows, 1), n, np.intp)
+
+    def runs(c: np.ndarray) -> np.ndarray:  # (I, K + 1) run boundaries: each cluster is a contiguous run
+        return np.concatenate([first, np.searchsorted(x, (c[:, 1:] + c[:, :-1]) / 2), last], axis=1)
+
+    for _ in range(max_iter):
+        bounds = runs(centers)
+        counts = np.diff(bounds, axis=1)
+        sums = csum[bounds[:, 1:]] - csum[bounds[:, :-1]]
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)  # an empty cluster keeps its center
+        if np.max(np.abs(new - centers)) <= 1e-12:
+            break
+        centers = np.sort(new, axis=1)
+    bounds = runs(centers)
+    counts = np.diff(bounds, axis=1)
+    sums = csum[bounds[:, 1:]] - csum[bounds[:, :-1]]
+    sq = csum2[bounds[:, 1:]] - csum2[bounds[:, :-1]]
+    inertia = np.sum(sq - 2 * centers * sums + counts * centers**2, axis=1)  # (I,)
+    return centers[int(np.argmin(inertia))]
 
 
 def bpd_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_samples: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,22 +38,63 @@ class Example:
     ds: np.ndarray
 
 
+AUDIO_CACHE_BYTES = 256 * 2**20  # decoded corpus audio kept per process (float32); the bundled corpus needs ~220 MB
+_audio_cache: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()  # path -> (sample rate, (frames,) float32),
+# least recently used first
+_audio_cache_bytes = 0
+
+
+def _decoded(path: Path, sample_rate: int) -> np.ndarray | None:
+    """The whole file decoded (float32, mono), from the per-process cache, or None if it is larger than the cache.
+
+    Each corpus utterance is read by hundreds of mixtures: decoding it once instead of seeking into the compressed
+    file every time removes most of the read time (RESULTS.md, render). Samples are those of ``soundfile`` reading
+    the same range (int16 and 24-bit audio are exact in float32).
+    """
+    global _audio_cache_bytes
+    key = str(path)
+    if key in _audio_cache:
+        _audio_cache.move_to_end(key)
+        rate, data = _audio_cache[key]
+    else:
+        with sf.SoundFile(key) as fh:
+            rate = fh.samplerate
+            if rate == sample_rate and fh.frames * 4 > AUDIO_CACHE_BYTES // 4:
+                return None
+            data = fh.read(dtype="float32", always_2d=True)[:, 0].copy() if rate == sample_rate else None
+    if rate != sample_rate:
+        raise ValueError(f"{path}: sample rate {rate} Hz, the spec says {sample_rate} Hz")
+    if key in _audio_cache:
+        return data
+    _audio_cache[key] = (rate, data)
+    _audio_cache_bytes += data.nbytes
+    while _audio_cache_bytes > AUDIO_CACHE_BYTES:
+        _audio_cache_bytes -= _audio_cache.popitem(last=False)[1][1].nbytes
+    return data
+
+
 def read_segment(path: Path, offset: int, num_samples: int, sample_rate: int,
                  margin: int = acoustics.DELAY_MARGIN) -> np.ndarray:
     """Read ``num_samples`` + 2 ``margin`` samples around ``offset`` of a mono file (zero-padded past its ends).
+
+    Files are decoded once per process and kept in a bounded cache (:data:`AUDIO_CACHE_BYTES`); a file larger than a
+    quarter of it is read by seeking instead. Returns (num_samples + 2 margin,) float64.
 
     Raises:
         FileNotFoundError: missing file. ValueError: unreadable file or wrong sample rate.
     """
     if not path.is_file():
         raise FileNotFoundError(f"audio {path} not found; is --corpus the folder the specs were planned from?")
+    lo = max(offset - margin, 0)
+    want = num_samples + 2 * margin - (lo - (offset - margin))
     try:
-        with sf.SoundFile(str(path)) as fh:
-            if fh.samplerate != sample_rate:
-                raise ValueError(f"{path}: sample rate {fh.samplerate} Hz, the spec says {sample_rate} Hz")
-            lo = max(offset - margin, 0)
-            fh.seek(lo)
-            data = fh.read(num_samples + 2 * margin - (lo - (offset - margin)), dtype="float64", always_2d=True)[:, 0]
+        whole = _decoded(path, sample_rate)
+        if whole is not None:
+            data = whole[lo: lo + want]
+        else:
+            with sf.SoundFile(str(path)) as fh:
+                fh.seek(lo)
+                data = fh.read(want, dtype="float64", always_2d=True)[:, 0]
     except sf.LibsndfileError as exc:
         raise ValueError(f"cannot read audio file {path}: {exc}. Replace the file.") from exc
     out = np.zeros(num_samples + 2 * margin)

@@ -11,6 +11,29 @@ def test_stft_shapes_follow_the_documented_framing():
     assert z.shape == (257, features.num_frames(32000)) == (257, 251)
 
 
+@pytest.mark.parametrize("num_samples", [32000, 32001, 1000])
+def test_stft_gives_scipys_coefficients(num_samples):
+    import scipy.signal
+
+    x = np.random.default_rng(3).standard_normal((2, 3, num_samples)).astype(np.float32)
+    _, _, ref = scipy.signal.stft(x, nperseg=features.N_FFT, noverlap=features.N_FFT - features.HOP, window="hann")
+    z = features.stft(x)
+    assert z.shape == ref.shape == (2, 3, 257, features.num_frames(num_samples))
+    assert z.dtype == np.complex64
+    np.testing.assert_allclose(z, ref, atol=1e-6)
+    _, y_ref = scipy.signal.istft(ref, nperseg=features.N_FFT, noverlap=features.N_FFT - features.HOP,
+                                  window="hann", time_axis=-1, freq_axis=-2)
+    np.testing.assert_allclose(features.istft(z, num_samples), y_ref[..., :num_samples], atol=1e-5)
+
+
+def test_ds_labels_equal_argmax_of_magnitude_with_ties_to_the_first():
+    rng = np.random.default_rng(4)
+    src = (rng.standard_normal((3, 20, 30)) + 1j * rng.standard_normal((3, 20, 30))).astype(np.complex64)
+    src[:, :4] = 0  # all tied: source 0
+    src[2, 4:6] = src[1, 4:6]  # tie between 1 and 2 where they are loudest: the first of them
+    assert np.array_equal(labels.ds_labels(src), np.argmax(np.abs(src), axis=0))
+
+
 def test_stft_istft_round_trip():
     x = np.random.default_rng(0).standard_normal((3, 32000)).astype(np.float32)
     y = features.istft(features.stft(x), 32000)

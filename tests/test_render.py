@@ -180,3 +180,25 @@ def test_label_quality_report_has_agreement_and_oracle_sdri(small_dataset):
     # mixture 0 of each split is scored with the oracle masks: real speech gives a large improvement
     assert q["test"]["oracle_mixtures"] == 1
     assert q["test"]["oracle_ds_sdri"] > 8 and q["test"]["oracle_bpd_sdri"] > 3
+
+
+def test_cached_corpus_reads_equal_seeking_reads(small_corpus, monkeypatch):
+    import soundfile as sf
+
+    path = sorted(small_corpus.rglob("*.flac"))[0]
+    frames = sf.info(str(path)).frames
+    offsets = [0, 37, frames // 2, frames - 500]  # the last one runs past the end: zero-padded
+    monkeypatch.setattr(render, "_audio_cache", render.OrderedDict())
+    monkeypatch.setattr(render, "AUDIO_CACHE_BYTES", 0)  # no file fits: every read seeks
+    seeking = [render.read_segment(path, o, 3000, 16000) for o in offsets]
+    assert not render._audio_cache
+    monkeypatch.setattr(render, "AUDIO_CACHE_BYTES", 64 * 2**20)
+    cached = [render.read_segment(path, o, 3000, 16000) for o in offsets]
+    assert list(render._audio_cache) == [str(path)]
+    for a, b in zip(seeking, cached):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="sample rate"):
+        render.read_segment(sorted(small_corpus.rglob("*.flac"))[1], 0, 3000, 8000)
+    render.read_segment(path, 0, 3000, 16000)  # cached now; a wrong rate is still refused
+    with pytest.raises(ValueError, match="sample rate"):
+        render.read_segment(path, 0, 3000, 8000)
