@@ -1,7 +1,7 @@
 """Render throughput: a plain loop in one process vs Dask with 1 and 2 workers, in the same run; time per stage;
 bytes per mixture; and the projected time of the six default datasets (48,600 mixtures).
 
-    python benchmarks/render.py [--mixtures 400] [--shard-size 20]
+    python benchmarks/render.py [--mixtures 400] [--shard-size 20] [--warm-up 200] [--repeats 3]
 
 Prints its figures; changes nothing outside a temporary folder.
 """
@@ -12,6 +12,7 @@ import argparse
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +39,41 @@ def _warm_imports() -> None:
     features.stft(np.zeros(1024))  # imports torch, which the STFT uses
 
 
-def timed_render(by_split: dict, workers: int, shard_size: int, warm: bool = False) -> tuple[float, int]:
-    """Seconds and bytes of one render. ``warm``: on a local Dask cluster started, with its workers' imports done,
-    before the clock (the steady state of a long render); otherwise as ``dcgen render`` runs, start-up included."""
+def cold_render(by_split: dict, workers: int, shard_size: int) -> tuple[float, int]:
+    """Seconds and bytes of one render as ``dcgen render`` runs: cluster start-up, imports, cold caches included."""
     out = Path(tempfile.mkdtemp(prefix="bench-render-"))
     try:
-        if not warm:
-            t0 = time.perf_counter()
-            summary = build.render_dataset(by_split, CORPUS, out, shard_size, workers, progress=False)
-            return time.perf_counter() - t0, summary["bytes"]
-        with dask_client(workers) as client:  # the local cluster dcgen starts, started before the clock
-            client.run(_warm_imports)
-            t0 = time.perf_counter()
-            summary = build.render_dataset(by_split, CORPUS, out, shard_size, workers, progress=False,
-                                           scheduler=client.scheduler.address)
-            return time.perf_counter() - t0, summary["bytes"]
+        t0 = time.perf_counter()
+        summary = build.render_dataset(by_split, CORPUS, out, shard_size, workers, progress=False)
+        return time.perf_counter() - t0, summary["bytes"]
+    finally:
+        shutil.rmtree(out)
+
+
+def steady_renders(by_split: dict, warm_up: dict, shard_size: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` renders each in this process, on a 1-worker and on a 2-worker local cluster, interleaved
+    (this machine's speed drifts by tens of percent from minute to minute, so the three are timed side by side).
+
+    Before the clocks, each of the three renders ``warm_up`` (other mixtures of the same corpus): workers started,
+    torch imported, decoded-audio caches filled: the steady state of a long render."""
+    out = Path(tempfile.mkdtemp(prefix="bench-render-"))
+    times: dict[str, list[float]] = {"plain": [], "1 worker": [], "2 workers": []}
+    try:
+        with dask_client(1) as c1, dask_client(2) as c2:
+            schedulers = {"plain": None, "1 worker": c1.scheduler.address, "2 workers": c2.scheduler.address}
+            for client in (c1, c2):
+                client.run(_warm_imports)
+            for name, address in schedulers.items():
+                build.render_dataset(warm_up, CORPUS, out / f"warm-{name}", shard_size, 0 if address is None else 1,
+                                     progress=False, scheduler=address)
+            for r in range(repeats):
+                for name, address in schedulers.items():
+                    t0 = time.perf_counter()
+                    build.render_dataset(by_split, CORPUS, out / f"{name}-{r}", shard_size,
+                                         0 if address is None else 1, progress=False, scheduler=address)
+                    times[name].append(time.perf_counter() - t0)
+                    shutil.rmtree(out / f"{name}-{r}")
+        return times
     finally:
         shutil.rmtree(out)
 
@@ -97,32 +118,39 @@ def stage_times(spec_list: list) -> dict[str, float]:
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", message="Port 8787 is already in use")  # two local clusters at once
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mixtures", type=int, default=400)
     ap.add_argument("--shard-size", type=int, default=20)
+    ap.add_argument("--warm-up", type=int, default=200, help="mixtures rendered before the steady-state clocks")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved steady-state runs (their median is shown)")
     args = ap.parse_args()
     rates = {}
     for gender, n in (("fm", 2), ("fm", 3)):
-        by = plan(gender, n, args.mixtures)
+        planned = plan(gender, n, args.mixtures + args.warm_up)["test"]
+        warm = {"test": planned[:args.warm_up]}
+        by = {"test": planned[args.warm_up:]}
         m = args.mixtures
-        loop_s, nbytes = timed_render(by, 0, args.shard_size)
-        d1, _ = timed_render(by, 1, args.shard_size)
-        d2, _ = timed_render(by, 2, args.shard_size)
-        w1, _ = timed_render(by, 1, args.shard_size, warm=True)
-        w2, _ = timed_render(by, 2, args.shard_size, warm=True)
+        d1, _ = cold_render(by, 1, args.shard_size)
+        d2, nbytes = cold_render(by, 2, args.shard_size)
+        raw = steady_renders(by, warm, args.shard_size, args.repeats)
+        steady = {k: float(np.median(v)) for k, v in raw.items()}
+        loop_s, w1, w2 = steady["plain"], steady["1 worker"], steady["2 workers"]
         rates[n] = m / w2
         print(f"\n{gender}{n}: {m} mixtures, shard size {args.shard_size}")
-        print(f"  plain loop, 1 process : {m / loop_s:6.1f} mixtures/s")
-        print("  as dcgen runs (cluster start-up included):")
+        print("  as dcgen runs (cluster start-up, first imports, cold audio caches included):")
         print(f"    Dask, 1 worker      : {m / d1:6.1f} mixtures/s")
-        print(f"    Dask, 2 workers     : {m / d2:6.1f} mixtures/s  (x{d1 / d2:.2f} vs 1 worker, "
-              f"x{loop_s / d2:.2f} vs the plain loop)")
-        print("  steady state (cluster started and imports done before the clock):")
+        print(f"    Dask, 2 workers     : {m / d2:6.1f} mixtures/s  (x{d1 / d2:.2f} vs 1 worker)")
+        print(f"  steady state (after a warm-up render of {args.warm_up} other mixtures; median of {args.repeats} "
+              "interleaved runs):")
+        print(f"    plain loop, 1 process: {m / loop_s:6.1f} mixtures/s")
         print(f"    Dask, 1 worker      : {m / w1:6.1f} mixtures/s")
         print(f"    Dask, 2 workers     : {m / w2:6.1f} mixtures/s  (x{w1 / w2:.2f} vs 1 worker, "
               f"x{loop_s / w2:.2f} vs the plain loop; target x1.8)")
+        print("    each run, mixtures/s: " + "; ".join(f"{k} " + " ".join(f"{m / t:.1f}" for t in v)
+                                                       for k, v in raw.items()))
         print(f"  disk                  : {nbytes / m / 1e3:6.1f} kB per mixture")
-        st = stage_times(by["test"][:40])
+        st = stage_times(by["test"][:40])  # this process rendered warm-up mixtures: its audio cache is warm
         print("  per mixture, one process: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in st.items()))
     total = sum(count / rates[int(name[-1])] for name, count in SIX.items())
     print(f"\nsix default datasets ({sum(SIX.values())} mixtures) at the steady 2-worker rates: {total / 60:.1f} min "

@@ -11,6 +11,7 @@ import click
 from pipeline.atomic import write_text_atomic
 from pipeline.build import package_versions
 
+from .count import default_head_path
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate
 from .metrics import BACKENDS, DEFAULT_BACKEND
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
@@ -35,15 +36,18 @@ from .report import count_confusion, markdown_table, summarize, write_csv
               help="K-means centres are fitted on the bins within this many dB of the loudest bin; every bin is "
                    "then assigned to its nearest centre (chosen on the fm2 validation set, see RESULTS.md).")
 @click.option("--speakers", type=click.Choice(["oracle", "auto"]), default="oracle",
-              help="K of the model's K-means: the mixture's true count, or auto: estimated from the embeddings "
+              help="K of the model's K-means: the mixture's true count, or auto: estimated by the count head "
                    "(the CSV gets num_speakers_est; miscounted mixtures are marked count_error, left out of means).")
 @click.option("--max-speakers", type=int, default=3, help="Largest count --speakers auto may return.")
+@click.option("--count-head", type=click.Path(dir_okay=False), default=None,
+              help="Count head for --speakers auto (fitted by dccount) [default: count_head.json beside the "
+                   "checkpoint; without one, the eigenvalue rule].")
 @click.option("--oracles/--no-oracles", default=True, help="Score the oracle DS and BPD masks beside the model.")
 @click.option("--plots/--no-plots", default=True,
               help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         speakers, max_speakers, oracles, plots, quiet) -> None:
+         speakers, max_speakers, count_head, oracles, plots, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -52,11 +56,14 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     try:
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
                         scheduler=scheduler, progress=not quiet, cluster_db=cluster_db,
-                        oracles=oracles, auto_count=speakers == "auto", max_speakers=max_speakers)
+                        oracles=oracles, auto_count=speakers == "auto", max_speakers=max_speakers,
+                        count_head=count_head)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
+    counter = counter_used(checkpoint, count_head) if speakers == "auto" else None
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,
-                  "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "command": sys.argv, "versions": package_versions()}
+                  "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "count_estimator": counter,
+                  "command": sys.argv, "versions": package_versions()}
     write_csv(report, rows, provenance)
     table = markdown_table(summarize(rows))
     paper = paper_table_markdown(paper_table(rows), PAPER_SDRI)
@@ -65,7 +72,7 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
                           f"Tables 1-2 in brackets\n\n{paper}")
     if speakers == "auto":
         confusion = count_confusion(rows)
-        write_text_atomic(md, md.read_text() + f"\n## Speaker count (estimated from the embeddings)\n\n{confusion}")
+        write_text_atomic(md, md.read_text() + f"\n## Speaker count (--speakers auto: {counter})\n\n{confusion}")
         click.echo(confusion)
     click.echo(table)
     click.echo(paper)
@@ -73,6 +80,15 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     if plots:
         written += [str(p) for p in write_plots(rows, shard_patterns, Path(report))]
     click.echo("wrote " + ", ".join(written))
+
+
+def counter_used(checkpoint: str | None, count_head: str | None) -> str:
+    """What ``--speakers auto`` counted with, for the report: the count head's path or the eigenvalue rule."""
+    if count_head:
+        return f"count head {count_head}"
+    if checkpoint and default_head_path(checkpoint).is_file():
+        return f"count head {default_head_path(checkpoint)}"
+    return "eigenvalue rule"
 
 
 def write_plots(rows, shard_patterns, report: Path) -> list[Path]:

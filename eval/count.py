@@ -1,19 +1,38 @@
-"""Estimating the number of speakers of a mixture from its deep-clustering embeddings.
+"""Estimating the number of speakers of a mixture from the deep-clustering network.
 
-With ideal embeddings, the bins of each source sit at one of K mutually orthogonal unit vectors (Hershey et al.
-2016, Sec. 3: the affinity V V^T approximates Y Y^T), so the D x D second-moment matrix C = V^T V / L of the L
-non-silent bins has K non-zero eigenvalues, each the share of bins a source owns. We count the eigenvalues above
-a share threshold (an eigenvalue-gap rule; the "Learning to Cluster" approach of Meier et al. 2018, which learns the
-count, is the seed of the idea but needs a trained head). The threshold is chosen on a validation set with
-``benchmarks/count.py``.
+Two estimators:
+
+- **The count head** (the default when a ``count_head.json`` exists beside the checkpoint): a small learned head on
+  the frozen network, in the spirit of "Learning to Cluster" (Meier et al. 2018), which learns the cluster count from
+  the network's representation instead of fixing a rule. Per mixture it reads a fixed-size summary of what the
+  network computes (:func:`count_features`): the second-moment matrix C = V^T V / L of the unit embeddings of the L
+  non-silent bins and its eigenvalues, the mean and standard deviation over time of the last BLSTM layer's outputs,
+  and those of the normalized network input; a multinomial logistic regression (scikit-learn, on standardized
+  features) maps them to a count in 1..max. It is fitted by ``dccount`` on training mixtures of known count (the
+  datasets' N; single sources of them give count 1) and chosen on validation mixtures.
+- **The eigenvalue rule** (:func:`estimate_num_speakers`, no training): with ideal embeddings the bins of each source
+  sit at one of K orthogonal unit vectors (Hershey et al. 2016, Sec. 3: V V^T approximates Y Y^T), so C has K
+  non-zero eigenvalues, each the share of bins a source owns; count those above a share threshold. With our
+  30-minute models it is barely above chance (RESULTS.md): models trained on 2 speakers do not give a third speaker
+  a direction of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
-DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT yet
+from pipeline import features
+from pipeline.atomic import write_text_atomic
+
+DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT
 # validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
+COUNT_HEAD_VERSION = 1
+COUNT_HEAD_NAME = "count_head.json"  # beside the checkpoint
 
 
 def embedding_spectrum(embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -28,11 +47,14 @@ def embedding_spectrum(embeddings: np.ndarray, active: np.ndarray) -> np.ndarray
     Raises:
         ValueError: no active bin.
     """
+    return np.sort(np.linalg.eigvalsh(_second_moment(embeddings, active)))[::-1]
+
+
+def _second_moment(embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
     v = embeddings[active].astype(np.float64)  # (L, D)
     if v.shape[0] == 0:
         raise ValueError("no non-silent bin: cannot estimate the number of speakers of a silent mixture")
-    c = v.T @ v / v.shape[0]
-    return np.sort(np.linalg.eigvalsh(c))[::-1]
+    return v.T @ v / v.shape[0]
 
 
 def estimate_num_speakers(embeddings: np.ndarray, active: np.ndarray, max_speakers: int = 3,
@@ -46,3 +68,152 @@ def estimate_num_speakers(embeddings: np.ndarray, active: np.ndarray, max_speake
         raise ValueError(f"max_speakers must be >= 1, got {max_speakers}")
     ev = embedding_spectrum(embeddings, active)
     return int(np.clip(np.count_nonzero(ev > share), 1, max_speakers))
+
+
+def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One forward pass for separation and counting.
+
+    Args:
+        model: a DeepClusteringNet in eval mode. stats: the checkpoint's input normalization.
+        magnitudes: (B, F, T) float, |STFT| of mic 1.
+
+    Returns:
+        (network input (B, T, F) float32, BLSTM outputs (B, T, 2H) float32, embeddings (B, F, T, D) float32).
+    """
+    import torch
+
+    from trainer.data import network_input
+
+    x = network_input(magnitudes, stats)  # (B, T, F)
+    with torch.no_grad():
+        v, h = model.embed_with_states(torch.from_numpy(x))
+    return x, h.numpy(), v.transpose(1, 2).numpy()
+
+
+def count_features(x: np.ndarray, h: np.ndarray, embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """The count head's input for one mixture (see the module docstring).
+
+    Args:
+        x: (T, F) normalized network input. h: (T, 2H) BLSTM outputs. embeddings: (F, T, D). active: (F, T) bool.
+
+    Returns:
+        (P,) float64, P = D + D (D + 1) / 2 + 4 H + 2 F + 1: eigenvalues of C, upper triangle of C, mean and std of
+        h over time, mean and std of x over time, fraction of active bins.
+
+    Raises:
+        ValueError: no active bin.
+    """
+    c = _second_moment(embeddings, active)
+    spectrum = np.sort(np.linalg.eigvalsh(c))[::-1]
+    return np.concatenate([spectrum, c[np.triu_indices(c.shape[0])], h.mean(0), h.std(0), x.mean(0), x.std(0),
+                           [active.mean()]]).astype(np.float64)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class CountHead:
+    """Standardization + multinomial logistic regression over :func:`count_features`.
+
+    Attributes:
+        classes: the counts it can return, ascending (e.g. [1, 2, 3]).
+        mean, scale: (P,) standardization. coef: (C, P), intercept: (C,) for C = len(classes) (or one row for two
+        classes, scikit-learn's binary form).
+        checkpoint_sha256: the network it was fitted on; a head is only valid with that network.
+        provenance: how it was fitted (data, sizes, regularization, validation accuracy, command).
+    """
+
+    classes: list[int]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    checkpoint_sha256: str
+    provenance: dict = field(default_factory=dict)
+
+    def probabilities(self, feats: np.ndarray) -> np.ndarray:
+        """(B, P) features -> (B, C) probabilities of each class."""
+        z = ((np.atleast_2d(feats) - self.mean) / self.scale) @ self.coef.T + self.intercept  # (B, C) or (B, 1)
+        if z.shape[1] == 1:  # binary: the row scores the second class
+            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, feats: np.ndarray, max_speakers: int | None = None) -> np.ndarray:
+        """(B, P) features -> (B,) int counts (the most probable class not above ``max_speakers``)."""
+        p = self.probabilities(feats)
+        classes = np.asarray(self.classes)
+        if max_speakers is not None:
+            if not np.any(classes <= max_speakers):
+                raise ValueError(f"the count head knows counts {self.classes}, none <= {max_speakers}")
+            p = np.where(classes[None] <= max_speakers, p, -1.0)
+        return classes[np.argmax(p, axis=1)]
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON, atomically."""
+        write_text_atomic(path, json.dumps({
+            "count_head_version": COUNT_HEAD_VERSION, "classes": list(map(int, self.classes)),
+            "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(), "checkpoint_sha256": self.checkpoint_sha256,
+            "provenance": self.provenance}, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path, checkpoint: str | Path | None = None) -> "CountHead":
+        """Read a head written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file. ValueError: not a count head, another version, or fitted on another network
+            than ``checkpoint`` (when given).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint ...`")
+        try:
+            d = json.loads(path.read_text())
+            head = cls([int(c) for c in d["classes"]], np.asarray(d["mean"]), np.asarray(d["scale"]),
+                       np.atleast_2d(np.asarray(d["coef"])), np.asarray(d["intercept"]), d["checkpoint_sha256"],
+                       d.get("provenance", {}))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a count head written by dccount ({exc})") from exc
+        if d.get("count_head_version") != COUNT_HEAD_VERSION:
+            raise ValueError(f"{path}: count head version {d.get('count_head_version')}, this code reads "
+                             f"{COUNT_HEAD_VERSION}; fit it again with dccount")
+        if checkpoint is not None and file_sha256(checkpoint) != head.checkpoint_sha256:
+            raise ValueError(f"{path} was fitted on another network than {checkpoint}; fit it again with dccount "
+                             f"--checkpoint {checkpoint}")
+        return head
+
+
+def default_head_path(checkpoint: str | Path) -> Path:
+    """Where ``dccount`` puts a checkpoint's head by default: ``count_head.json`` beside it."""
+    return Path(checkpoint).with_name(COUNT_HEAD_NAME)
+
+
+def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_sha256: str,
+                   provenance: dict | None = None) -> CountHead:
+    """Fit standardization + scikit-learn's multinomial logistic regression (L2, inverse strength ``c``).
+
+    Args:
+        feats: (M, P) from :func:`count_features`. counts: (M,) int true counts (at least two distinct).
+
+    Raises:
+        ValueError: a single class.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    classes = np.unique(counts)
+    if classes.size < 2:
+        raise ValueError(f"the count head needs mixtures of at least two counts, got only {classes.tolist()}")
+    mean, scale = feats.mean(0), feats.std(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    lr = LogisticRegression(C=c, max_iter=5000).fit((feats - mean) / scale, counts)
+    return CountHead([int(k) for k in lr.classes_], mean, scale, lr.coef_.copy(), lr.intercept_.copy(),
+                     checkpoint_sha256, dict(provenance or {}, C=c))

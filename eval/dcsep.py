@@ -14,8 +14,8 @@ import soundfile as sf
 from pipeline import features
 from pipeline.atomic import atomic_path
 
-from .count import DEFAULT_SHARE, estimate_num_speakers
-from .evaluate import DEFAULT_CLUSTER_DB
+from .count import DEFAULT_SHARE, CountHead, count_features, estimate_num_speakers, network_outputs
+from .evaluate import DEFAULT_CLUSTER_DB, resolve_count_head
 from .separate import apply_masks, binary_masks, cluster_labels, embed
 
 MODEL_SAMPLE_RATE = 16000  # the rate the models are trained at (dcgen's default)
@@ -90,13 +90,16 @@ def level_gain(magnitudes: Sequence[np.ndarray], stats: dict) -> float:
 
 def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | None, chunk_s: float = 8.0,
                        overlap_s: float = 2.0, max_speakers: int = 3, cluster_db: float = DEFAULT_CLUSTER_DB,
-                       sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0) -> tuple[np.ndarray, int]:
+                       sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0,
+                       count_head: CountHead | None = None) -> tuple[np.ndarray, int]:
     """Separate a single-channel recording of any length.
 
     The recording is cut into chunks of ``chunk_s`` seconds overlapping by ``overlap_s``; each chunk is embedded,
     clustered into binary masks and resynthesized (as ``dceval`` does); the stems of each chunk are matched to the
     previous chunk's by their correlation over the overlap and cross-faded linearly. With ``num_speakers`` None the
-    count is estimated per chunk (:mod:`eval.count`) and the largest estimate is used for all chunks. The network
+    count is estimated: with ``count_head``, by :func:`estimate_count_with_head` (windows as long as its training
+    mixtures, probabilities averaged); without, by the eigenvalue rule per chunk, the largest estimate used for all
+    chunks. The network
     sees the recording at the level of its training mixtures (:func:`level_gain`), so the stems scale with the input.
 
     Args:
@@ -110,7 +113,9 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     mags = [np.abs(features.stft(x[lo:hi])) for lo, hi in bounds]  # (F, T_k) per chunk
     gain = level_gain(mags, stats)
     embs = [(embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)) for mag in mags]
-    if num_speakers is None:
+    if num_speakers is None and count_head is not None:
+        num_speakers = estimate_count_with_head(x, model, stats, count_head, gain, max_speakers, cluster_db)
+    elif num_speakers is None:
         num_speakers = max(estimate_num_speakers(e, a, max_speakers) for e, a in embs if a.any())
     out = np.zeros((num_speakers, x.shape[0]))
     prev_tail = None
@@ -133,18 +138,53 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     return out.astype(np.float32), num_speakers
 
 
+def estimate_count_with_head(x: np.ndarray, model, stats: dict, head: CountHead, gain: float, max_speakers: int,
+                             cluster_db: float, window_s: float = 2.0, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
+    """Speaker count of a recording with the count head: the recording is cut into consecutive windows of
+    ``window_s`` (the length of the mixtures the head was fitted on; a shorter recording is one window), each window's
+    class probabilities are computed at the network's training level (``gain``), and the most probable count of
+    their mean is returned.
+
+    Args:
+        x: (S,) float recording. gain: :func:`level_gain` of the recording.
+
+    Returns:
+        int in the head's classes, at most ``max_speakers``.
+
+    Raises:
+        ValueError: a silent recording.
+    """
+    win = int(window_s * sample_rate)
+    starts = range(0, max(x.shape[0] - win, 0) + 1, win)
+    mags = np.stack([np.abs(features.stft(x[lo: lo + win])) for lo in starts])  # (W, F, T)
+    xin, h, v = network_outputs(model, stats, gain * mags)
+    active = features.active_bins(mags, head.provenance.get("cluster_db", cluster_db))  # (W, F, T)
+    keep = [k for k in range(len(mags)) if active[k].any()]
+    if not keep:
+        raise ValueError("the recording is silent: no speaker to count")
+    probs = head.probabilities(np.stack([count_features(xin[k], h[k], v[k], active[k]) for k in keep])).mean(0)
+    classes = np.asarray(head.classes)
+    probs = np.where(classes <= max_speakers, probs, -1.0)
+    return int(classes[int(np.argmax(probs))])
+
+
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="dctrain checkpoint (best.pt).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="stems",
               help="Folder for <recording>_speaker<k>.wav.")
-@click.option("--speakers", default="2", help="Number of speakers, or 'auto' to estimate it from the embeddings.")
+@click.option("--speakers", default="2", help="Number of speakers, or 'auto' to estimate it with the count head "
+                                                "(or, without one, the eigenvalue rule on the embeddings).")
 @click.option("--max-speakers", type=int, default=3, help="Largest count 'auto' may return.")
+@click.option("--count-head", type=click.Path(dir_okay=False), default=None,
+              help="Count head for --speakers auto (fitted by dccount) [default: count_head.json beside the "
+                   "checkpoint if there is one].")
 @click.option("--chunk-seconds", type=float, default=8.0, help="Long recordings are separated in chunks this long.")
 @click.option("--overlap-seconds", type=float, default=2.0, help="Overlap of consecutive chunks (speakers matched).")
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB, help="K-means fit range below the loudest bin.")
-def main(recording, checkpoint, out, speakers, max_speakers, chunk_seconds, overlap_seconds, cluster_db) -> None:
+def main(recording, checkpoint, out, speakers, max_speakers, count_head, chunk_seconds, overlap_seconds,
+         cluster_db) -> None:
     """Separate RECORDING (WAV/FLAC, any rate, mic 1 of a multichannel file) into one WAV per speaker."""
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -156,10 +196,12 @@ def main(recording, checkpoint, out, speakers, max_speakers, chunk_seconds, over
     try:
         x, sr = read_recording(recording)
         model, _ = model_from_checkpoint(state := load_checkpoint(checkpoint))
+        head_path = resolve_count_head(checkpoint, count_head) if speakers == "auto" else None
+        head = CountHead.load(head_path) if head_path else None
+        stems, n = separate_recording(x, model, state["stats"], None if speakers == "auto" else int(speakers),
+                                      chunk_seconds, overlap_seconds, max_speakers, cluster_db, count_head=head)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    stems, n = separate_recording(x, model, state["stats"], None if speakers == "auto" else int(speakers),
-                                  chunk_seconds, overlap_seconds, max_speakers, cluster_db)
     out.mkdir(parents=True, exist_ok=True)
     peak = max(float(np.abs(stems).max()), 1e-9)
     scale = 0.99 / peak if peak > 0.99 else 1.0  # avoid clipping in the 16-bit files

@@ -15,7 +15,7 @@ from pipeline.parallel import chunked, run_tasks
 from pipeline.rng import random_state_for
 from pipeline.shards import ShardSet, expand_shards
 
-from .count import estimate_num_speakers
+from .count import CountHead, count_features, default_head_path, estimate_num_speakers, network_outputs
 from .metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
 from .separate import apply_masks, binary_masks, cluster_labels, embed
 
@@ -39,6 +39,35 @@ class EvalTask:
     oracles: bool = True
     auto_count: bool = False
     max_speakers: int = 3
+    count_head: str | None = None  # with auto_count: the head's JSON (else the eigenvalue rule)
+
+
+_HEADS: dict = {}  # count-head path -> CountHead, cached per worker process
+
+
+def _load_head(path: str) -> CountHead:
+    if path not in _HEADS:
+        _HEADS[path] = CountHead.load(path)
+    return _HEADS[path]
+
+
+def resolve_count_head(checkpoint: str, count_head: str | None) -> str | None:
+    """The count head ``--speakers auto`` uses: ``count_head`` if given, else ``count_head.json`` beside the
+    checkpoint if there is one, else None (the eigenvalue rule, with a warning).
+
+    Raises:
+        FileNotFoundError: a given head is missing. ValueError: a head fitted on another network.
+    """
+    path = Path(count_head) if count_head else default_head_path(checkpoint)
+    if not path.is_file():
+        if count_head:
+            raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint {checkpoint}`")
+        log.warning("no count head beside %s: estimating the count with the eigenvalue rule, which is near chance "
+                    "with our models (RESULTS.md); fit a head with `dccount --checkpoint %s ...`", checkpoint,
+                    checkpoint)
+        return None
+    CountHead.load(path, checkpoint)  # refuses a head fitted on another network
+    return str(path)
 
 
 def _load_model(checkpoint: str):
@@ -79,11 +108,20 @@ def evaluate_task(task: EvalTask) -> list[dict]:
     counts = [d["spec"].num_speakers for d in data]  # K of each mixture (estimated below with auto_count)
     if task.checkpoint:
         model, stats, config = _load_model(task.checkpoint)
-        emb = embed(model, stats, np.stack([d["magnitude"] for d in data]))  # (B, F, T, D)
+        mags = np.stack([d["magnitude"] for d in data])
+        head = _load_head(task.count_head) if task.auto_count and task.count_head else None
+        if head is not None:
+            x, h, emb = network_outputs(model, stats, mags)  # (B, T, F), (B, T, 2H), (B, F, T, D)
+        else:
+            emb = embed(model, stats, mags)  # (B, F, T, D)
         for k, d in enumerate(data):
             spec = d["spec"]
             active = features.active_bins(d["magnitude"], task.cluster_db)
-            if task.auto_count:
+            if head is not None:
+                summary = features.active_bins(d["magnitude"], head.provenance.get("cluster_db", task.cluster_db))
+                counts[k] = int(head.predict(count_features(x[k], h[k], emb[k], summary)[None],
+                                             task.max_speakers)[0])
+            elif task.auto_count:
                 counts[k] = estimate_num_speakers(emb[k], active, task.max_speakers)
             label_sets[k][method_name(config.target)] = cluster_labels(
                 emb[k], active, counts[k], random_state_for(task.seed, spec.mixture_id, "kmeans"))
@@ -118,11 +156,13 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = DEFAULT_BACKEND, workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
              progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB,
-             oracles: bool = True, auto_count: bool = False, max_speakers: int = 3) -> list[dict]:
+             oracles: bool = True, auto_count: bool = False, max_speakers: int = 3,
+             count_head: str | None = None) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
-    With ``auto_count``, the model's K-means uses the count estimated from its embeddings (:mod:`eval.count`,
-    1..``max_speakers``) instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
+    With ``auto_count``, the model's K-means uses the count estimated by the network's count head (:mod:`eval.count`;
+    ``count_head``, or ``count_head.json`` beside the checkpoint; without one, the eigenvalue rule) in
+    1..``max_speakers`` instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
     estimate per reference), so its model rows get NaN scores and ``count_error`` = True.
 
     K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then
@@ -144,8 +184,9 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
         raise ValueError("nothing to score: give --checkpoint, or keep the oracle masks")
     if auto_count and not checkpoint:
         raise ValueError("--speakers auto estimates the count from a model's embeddings: give --checkpoint")
+    head = resolve_count_head(str(checkpoint), count_head) if auto_count else None
     tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles,
-                      auto_count, max_speakers)
+                      auto_count, max_speakers, head)
              for idx in chunked(range(count), chunk_size)]
     rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
             for r in batch]

@@ -252,16 +252,18 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-# Disk and time per mixture, measured with benchmarks/render.py on the 2-core reference machine (schema 2,
-# gzip level 4): about 51 kB per source signal + 52 kB mic 2 + 230 kB features + 16 kB labels; time grows with N.
-BYTES_PER_SOURCE = 51_000
-BYTES_FIXED = 298_000
-SECONDS_PER_MIXTURE_PER_WORKER = {2: 0.045, 3: 0.055}
+# Disk and time per mixture, measured on the 2-core reference machine (`dcgen render --all-datasets`, 2026-11-26,
+# bitshuffle + zstd): 396-399 kB per 2-speaker and 467-471 kB per 3-speaker mixture, i.e. about 71 kB per source
+# signal on top of 256 kB (mic 2, features, labels); 2 workers rendered 8,100 mixtures in 111-122 s (2 speakers)
+# and 142-154 s (3 speakers).
+BYTES_PER_SOURCE = 71_000
+BYTES_FIXED = 256_000
+SECONDS_PER_MIXTURE_PER_WORKER = {2: 0.029, 3: 0.037}
 
 
 def estimate(num_speakers: int, num_mixtures: int, workers: int) -> tuple[int, float]:
     """(bytes on disk, seconds) projected for ``num_mixtures`` mixtures of N speakers on ``workers`` workers."""
-    per = SECONDS_PER_MIXTURE_PER_WORKER.get(num_speakers, 0.02 * num_speakers + 0.005)
+    per = SECONDS_PER_MIXTURE_PER_WORKER.get(num_speakers, 0.008 * num_speakers + 0.013)
     return (num_mixtures * (BYTES_FIXED + BYTES_PER_SOURCE * num_speakers),
             num_mixtures * per / max(workers, 1))
 

@@ -122,3 +122,70 @@ def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     assert gain(0.1 * x) == pytest.approx(10 * gain(x), rel=1e-6)
     err = min(np.linalg.norm(quiet[list(p)] - 0.1 * loud) for p in ((0, 1), (1, 0))) / np.linalg.norm(0.1 * loud)
     assert err < 0.02, err  # the stems' order is K-means' and may differ
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_count_head_probabilities_equal_scikit_learns_and_survive_saving(num_classes, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(num_classes)
+    y = rng.integers(1, num_classes + 1, size=300)
+    feats = rng.normal(size=(300, 12)) + y[:, None] * np.linspace(-1, 1, 12)[None]  # (M, P), count-dependent
+    head = count.fit_count_head(feats, y, 0.1, "abc")
+    mean, scale = feats.mean(0), feats.std(0)
+    ref = LogisticRegression(C=0.1, max_iter=5000).fit((feats - mean) / scale, y)
+    np.testing.assert_allclose(head.probabilities(feats), ref.predict_proba((feats - mean) / scale), atol=1e-9)
+    assert np.mean(head.predict(feats) == y) > 0.8
+    head.save(tmp_path / "h.json")
+    again = count.CountHead.load(tmp_path / "h.json")
+    assert np.array_equal(again.predict(feats), head.predict(feats))
+    assert set(again.predict(feats, max_speakers=1).tolist()) == {1}  # never above the cap
+    with pytest.raises(ValueError, match="two counts"):
+        count.fit_count_head(feats, np.full(300, 2), 0.1, "abc")
+
+
+def test_count_head_refuses_another_network_and_bad_files(checkpoint, tmp_path):
+    head = count.fit_count_head(np.random.default_rng(0).normal(size=(20, 3)), np.repeat([1, 2], 10), 1.0,
+                                "not the checkpoint's sha")
+    head.save(tmp_path / "h.json")
+    with pytest.raises(ValueError, match="another network"):
+        count.CountHead.load(tmp_path / "h.json", checkpoint)
+    with pytest.raises(FileNotFoundError, match="dccount"):
+        count.CountHead.load(tmp_path / "missing.json")
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a count head"):
+        count.CountHead.load(tmp_path / "junk.json")
+
+
+def test_dccount_fits_a_head_that_dceval_and_dcsep_use(checkpoint, small_dataset, long_recording, tmp_path):
+    import csv
+    import json
+
+    from eval.cli import main as dceval
+    from eval.count_cli import main as dccount
+
+    head = tmp_path / "head.json"
+    r = CliRunner().invoke(dccount, ["--checkpoint", str(checkpoint), "--train", str(small_dataset / "train-*.h5"),
+                                     "--valid", str(small_dataset / "valid-*.h5"),
+                                     "--test", str(small_dataset / "test-*.h5"), "--single-share", "1.0",
+                                     "--out", str(head), "--quiet"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads(head.read_text())
+    assert saved["classes"] == [1, 2] and saved["provenance"]["train_counts"] == {"1": 8, "2": 8}
+    assert "validation accuracy by C" in r.output and "| true \\ estimated |" in r.output
+    report = tmp_path / "auto.csv"
+    r = CliRunner().invoke(dceval, ["--checkpoint", str(checkpoint), "--shards", str(small_dataset / "test-*.h5"),
+                                    "--report", str(report), "--workers", "0", "--quiet", "--speakers", "auto",
+                                    "--count-head", str(head), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    assert f"count head {head}" in report.with_suffix(".md").read_text()
+    assert all(x["num_speakers_est"] in ("1", "2") for x in csv.DictReader(report.open()) if x["method"] == "dc_bpd")
+    path, _ = long_recording
+    r = CliRunner().invoke(dcsep, [str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "stems"),
+                                   "--speakers", "auto", "--count-head", str(head)])
+    assert r.exit_code == 0, r.output
+    assert "(estimated)" in r.output and len(list((tmp_path / "stems").glob("talk_speaker*.wav"))) in (1, 2)
+    r = CliRunner().invoke(dceval, ["--checkpoint", str(checkpoint), "--shards", str(small_dataset / "test-*.h5"),
+                                    "--report", str(report), "--workers", "0", "--quiet", "--speakers", "auto",
+                                    "--count-head", str(tmp_path / "nope.json"), "--no-plots"])
+    assert r.exit_code != 0 and "dccount" in r.output

@@ -29,10 +29,14 @@ class DeepClusteringNet(nn.Module):
         self.dense = nn.Linear(2 * hidden, num_freqs * embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_with_states(x)[0]
+
+    def embed_with_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (B, T, F, D), last BLSTM layer's outputs (B, T, 2H)); the states feed the count head."""
         b, t, f = x.shape
         h, _ = self.blstm(x)  # (B, T, 2H)
         v = self.dense(self.dropout(h)).view(b, t, f, self.embedding_dim)  # (B, T, F, D)
-        return nn.functional.normalize(v, dim=-1)
+        return nn.functional.normalize(v, dim=-1), h
 
 
 def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:
