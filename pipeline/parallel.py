@@ -40,9 +40,17 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
     # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which fixes glibc's mmap threshold, so every
     # large temporary array is mmap'ed and page-faulted afresh: rendering ran 1.5x slower in a worker than in this
     # process (RESULTS.md). Our workers keep glibc's default; the BLAS thread limits stay. The workers' statistical
-    # profiler (a stack sample every 10 ms, for the dashboard we do not start) cost 22 % of the render rate.
+    # profiler (a stack sample every 10 ms, for the dashboard we do not start) cost 22 % of the render rate; the
+    # event-loop tick (20 ms), system monitor (0.5 s) and memory monitor (0.1 s) wake each worker's event loop, which
+    # takes the GIL from the task: at 1 s / 5 s / 1 s, and without spilling (our tasks hold little memory), a
+    # 2-worker cluster rendered fm3 about 7 % faster (RESULTS.md).
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.profile.enabled": False}), \
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.admin.tick.interval": "1s",
+                          "distributed.admin.system-monitor.interval": "5s",
+                          "distributed.worker.memory.monitor-interval": "1s",
+                          "distributed.worker.memory.target": False,
+                          "distributed.worker.memory.spill": False}), \
             LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
