@@ -1,0 +1,145 @@
+"""Tzinis et al. 2019, Tables 1 and 2 on our data, in one command: train DC models on DS, BPD and RPD targets on the
+2-speaker training sets, evaluate each on the six test sets (3-speaker sets with K = 3) beside the oracle DS and BPD
+masks, and write both tables (columns f, fm, m, all; mean SDRi in dB) as CSV and Markdown with the paper's numbers
+beside, and the CPU budget used.
+
+    python benchmarks/paper_tables.py --data DIR --out OUT [--minutes 29] [--hidden 200] [--test-mixtures 300]
+        [--checkpoint ds=runs/a/best.pt --checkpoint bpd=...]
+
+DIR holds the six rendered datasets (``dcgen render --all-datasets --out DIR``). Each target gets one model, trained
+for ``--minutes`` of wall clock (validation included) on the union of the f2, m2 and fm2 training sets
+(``DIR/*2/train-*.h5``; ``--train-glob fm2``: the mixed-gender set only) with the settings of RESULTS.md (2 BLSTM
+layers, D = 20, batch 8, 100-frame chunks, Adam 1e-3), unless ``--checkpoint TARGET=PATH`` gives one. Each model is
+scored on the first ``--test-mixtures`` mixtures of each test set; the oracle masks on the same mixtures. Writes
+OUT/rows.csv (every mixture, method and source), OUT/tables.csv, OUT/tables.md, OUT/budget.json and OUT/dc_<target>/
+(the training runs; re-running the command resumes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eval.evaluate import evaluate
+from eval.plots import PAPER_SDRI, paper_table, paper_table_markdown
+from eval.report import write_csv
+from pipeline.atomic import write_text_atomic
+from pipeline.build import ALL_DATASETS, package_versions
+from pipeline.parallel import dask_client
+from trainer.config import TrainConfig
+from trainer.loop import train
+
+TARGETS = ("ds", "bpd", "rpd")
+
+
+def parse_checkpoints(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        target, sep, path = item.partition("=")
+        if not sep or target not in TARGETS or not Path(path).is_file():
+            raise SystemExit(f"--checkpoint {item!r}: expected TARGET=PATH with TARGET in {TARGETS} and an "
+                             "existing file")
+        out[target] = path
+    return out
+
+
+def train_models(data: Path, out: Path, minutes: float, hidden: int, given: dict[str, str],
+                 max_steps: int = 0, train_glob: str = "*2") -> dict[str, dict]:
+    """One checkpoint per target: given, or trained now. Returns {target: {"checkpoint", "seconds", "steps"}}."""
+    models = {}
+    for target in TARGETS:
+        if target in given:
+            models[target] = {"checkpoint": given[target], "seconds": None, "steps": None, "trained": "given"}
+            continue
+        config = TrainConfig(shards=str(data / train_glob / "train-*.h5"),
+                             valid=str(data / train_glob / "valid-*.h5"), target=target, hidden=hidden,
+                             batch_size=8, epochs=1000, max_minutes=minutes, max_steps=max_steps,
+                             valid_mixtures=300, num_workers=0)
+        t0 = time.perf_counter()
+        result = train(config, out / f"dc_{target}", progress=False)
+        models[target] = {"checkpoint": str(out / f"dc_{target}" / "best.pt"),
+                          "seconds": round(time.perf_counter() - t0, 1), "steps": result["steps"], "trained": "now"}
+        print(f"trained dc_{target}: {result['steps']} steps in {models[target]['seconds']:.0f} s", flush=True)
+    return models
+
+
+def score(data: Path, models: dict[str, dict], test_mixtures: int, workers: int) -> list[dict]:
+    """Rows of every model and (once) the oracle masks on the first ``test_mixtures`` of each of the six test sets,
+    on one local Dask cluster of ``workers`` processes (0: in this process)."""
+    rows = []
+    with contextlib.ExitStack() as stack:
+        address = stack.enter_context(dask_client(workers)).scheduler.address if workers else None
+        for gender, n in ALL_DATASETS:
+            pattern = str(data / f"{gender}{n}" / "test-*.h5")
+            for k, target in enumerate(TARGETS):
+                rows += evaluate([pattern], models[target]["checkpoint"], workers=workers, scheduler=address,
+                                 max_mixtures=test_mixtures, progress=False, oracles=k == 0)
+            print(f"scored {gender}{n}", flush=True)
+    return rows
+
+
+def write_tables(rows: list[dict], out: Path, meta: dict) -> str:
+    """tables.csv and tables.md (paper's numbers in brackets); returns the Markdown."""
+    table = paper_table(rows)
+    flat = [dict(e, **{f"paper_{c}": PAPER_SDRI.get((e["speakers"], e["method"]), {}).get(c, float("nan"))
+                       for c in ("f", "fm", "m", "all")}) for e in table]
+    write_csv(out / "tables.csv", flat, meta)
+    parts = []
+    for n, title in ((2, "Table 1: 2 speakers"), (3, "Table 2: 3 speakers (models trained on 2)")):
+        sub = [e for e in table if e["speakers"] == n]
+        parts.append(f"## {title}, mean SDRi (dB); Tzinis et al. 2019 in brackets\n\n"
+                     + paper_table_markdown(sub, PAPER_SDRI))
+    budget = ", ".join(f"dc_{t}: " + (f"{m['steps']} steps, {m['seconds'] / 60:.1f} min" if m["seconds"] is not None
+                                       else f"given ({m['checkpoint']})") for t, m in meta["models"].items())
+    md = (f"# The paper's tables on our data\n\n" + "\n".join(parts) + f"\nTraining budget (2 CPU cores): {budget}. "
+          f"Test: the first {meta['test_mixtures']} mixtures of each test set. Total wall time "
+          f"{meta['seconds'] / 60:.1f} min.\n\nCommand: `{' '.join(meta['command'])}`\n")
+    write_text_atomic(out / "tables.md", md)
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--minutes", type=float, default=29.0, help="wall-clock training budget per model")
+    ap.add_argument("--hidden", type=int, default=200)
+    ap.add_argument("--test-mixtures", type=int, default=300)
+    ap.add_argument("--checkpoint", action="append", default=[], help="TARGET=PATH: use this model, do not train")
+    ap.add_argument("--workers", type=int, default=2, help="evaluation processes")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    ap.add_argument("--max-steps", type=int, default=0, help="cap on training steps (0: none; for smoke tests)")
+    ap.add_argument("--train-glob", default="*2", help="datasets under DIR to train on: '*2' is f2, m2 and fm2; "
+                    "'fm2' the mixed-gender set only (as the models of RESULTS.md)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    missing = [f"{g}{n}" for g, n in ALL_DATASETS if not list((args.data / f"{g}{n}").glob("test-*.h5"))]
+    if missing:
+        raise SystemExit(f"{args.data} lacks the test sets of {missing}: render them with "
+                         f"`dcgen render --all-datasets --out {args.data}`")
+    t0 = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = train_models(args.data, args.out, args.minutes, args.hidden, parse_checkpoints(args.checkpoint),
+                          args.max_steps, args.train_glob)
+    rows = score(args.data, models, args.test_mixtures, args.workers)
+    meta = {"models": models, "train_glob": args.train_glob, "test_mixtures": args.test_mixtures,
+            "seconds": time.perf_counter() - t0,
+            "command": sys.argv, "versions": package_versions()}
+    write_csv(args.out / "rows.csv", rows, meta)
+    print(write_tables(rows, args.out, meta))
+    write_text_atomic(args.out / "budget.json", json.dumps(meta, indent=1, default=str))
+    unscored = sum(1 for r in rows if not np.isfinite(float(r["sdri"])))
+    if unscored:
+        print(f"({unscored} rows unscored: silent references; left out of the means)")
+
+
+if __name__ == "__main__":
+    main()
