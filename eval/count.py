@@ -19,7 +19,6 @@ Two estimators:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from pipeline import features
 from pipeline.atomic import write_text_atomic
+from pipeline.shards import file_sha256
 
 DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT
 # validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
@@ -107,14 +107,6 @@ def count_features(x: np.ndarray, h: np.ndarray, embeddings: np.ndarray, active:
     spectrum = np.sort(np.linalg.eigvalsh(c))[::-1]
     return np.concatenate([spectrum, c[np.triu_indices(c.shape[0])], h.mean(0), h.std(0), x.mean(0), x.std(0),
                            [active.mean()]]).astype(np.float64)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from pipeline import features
 from pipeline.rng import rng_for
-from pipeline.shards import ShardSet, expand_shards
+from pipeline.shards import ShardSet, expand_shards, file_sha256
 
-from .count import (CountHead, count_features, default_head_path, file_sha256, fit_count_head, network_outputs)
+from .count import CountHead, count_features, default_head_path, fit_count_head, network_outputs
 from .evaluate import DEFAULT_CLUSTER_DB, _load_model
 from .report import count_confusion
 
