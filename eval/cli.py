@@ -11,8 +11,7 @@ import click
 from pipeline.atomic import write_text_atomic
 from pipeline.build import package_versions
 
-from .count import default_head_path
-from .evaluate import DEFAULT_CLUSTER_DB, evaluate
+from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
 from .metrics import BACKENDS, DEFAULT_BACKEND
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
 from .report import count_confusion, markdown_table, summarize, write_csv
@@ -54,13 +53,14 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     for noisy in ("distributed", "dask"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        head = resolve_count_head(checkpoint, count_head) if speakers == "auto" and checkpoint else None
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
                         scheduler=scheduler, progress=not quiet, cluster_db=cluster_db,
                         oracles=oracles, auto_count=speakers == "auto", max_speakers=max_speakers,
-                        count_head=count_head)
+                        count_head=head)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    counter = counter_used(checkpoint, count_head) if speakers == "auto" else None
+    counter = (f"count head {head}" if head else "eigenvalue rule") if speakers == "auto" else None
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,
                   "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "count_estimator": counter,
                   "command": sys.argv, "versions": package_versions()}
@@ -80,15 +80,6 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     if plots:
         written += [str(p) for p in write_plots(rows, shard_patterns, Path(report))]
     click.echo("wrote " + ", ".join(written))
-
-
-def counter_used(checkpoint: str | None, count_head: str | None) -> str:
-    """What ``--speakers auto`` counted with, for the report: the count head's path or the eigenvalue rule."""
-    if count_head:
-        return f"count head {count_head}"
-    if checkpoint and default_head_path(checkpoint).is_file():
-        return f"count head {default_head_path(checkpoint)}"
-    return "eigenvalue rule"
 
 
 def write_plots(rows, shard_patterns, report: Path) -> list[Path]:

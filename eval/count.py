@@ -139,9 +139,22 @@ class CountHead:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
+    @property
+    def cluster_db(self) -> float | None:
+        """The silence threshold (dB under the loudest bin) of the bins it was fitted on, if recorded."""
+        return self.provenance.get("cluster_db")
+
     def predict(self, feats: np.ndarray, max_speakers: int | None = None) -> np.ndarray:
         """(B, P) features -> (B,) int counts (the most probable class not above ``max_speakers``)."""
-        p = self.probabilities(feats)
+        return self.most_probable(self.probabilities(feats), max_speakers)
+
+    def most_probable(self, probs: np.ndarray, max_speakers: int | None = None) -> np.ndarray:
+        """(B, C) class probabilities -> (B,) int counts, the most probable class not above ``max_speakers``.
+
+        Raises:
+            ValueError: no class is <= ``max_speakers``.
+        """
+        p = np.atleast_2d(probs)
         classes = np.asarray(self.classes)
         if max_speakers is not None:
             if not np.any(classes <= max_speakers):

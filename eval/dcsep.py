@@ -158,14 +158,12 @@ def estimate_count_with_head(x: np.ndarray, model, stats: dict, head: CountHead,
     starts = range(0, max(x.shape[0] - win, 0) + 1, win)
     mags = np.stack([np.abs(features.stft(x[lo: lo + win])) for lo in starts])  # (W, F, T)
     xin, h, v = network_outputs(model, stats, gain * mags)
-    active = features.active_bins(mags, head.provenance.get("cluster_db", cluster_db))  # (W, F, T)
+    active = features.active_bins(mags, head.cluster_db or cluster_db)  # (W, F, T)
     keep = [k for k in range(len(mags)) if active[k].any()]
     if not keep:
         raise ValueError("the recording is silent: no speaker to count")
     probs = head.probabilities(np.stack([count_features(xin[k], h[k], v[k], active[k]) for k in keep])).mean(0)
-    classes = np.asarray(head.classes)
-    probs = np.where(classes <= max_speakers, probs, -1.0)
-    return int(classes[int(np.argmax(probs))])
+    return int(head.most_probable(probs, max_speakers)[0])
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})

@@ -118,7 +118,8 @@ def evaluate_task(task: EvalTask) -> list[dict]:
             spec = d["spec"]
             active = features.active_bins(d["magnitude"], task.cluster_db)
             if head is not None:
-                summary = features.active_bins(d["magnitude"], head.provenance.get("cluster_db", task.cluster_db))
+                head_db = head.cluster_db or task.cluster_db
+                summary = active if head_db == task.cluster_db else features.active_bins(d["magnitude"], head_db)
                 counts[k] = int(head.predict(count_features(x[k], h[k], emb[k], summary)[None],
                                              task.max_speakers)[0])
             elif task.auto_count:
@@ -160,8 +161,8 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
              count_head: str | None = None) -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
-    With ``auto_count``, the model's K-means uses the count estimated by the network's count head (:mod:`eval.count`;
-    ``count_head``, or ``count_head.json`` beside the checkpoint; without one, the eigenvalue rule) in
+    With ``auto_count``, the model's K-means uses the count estimated by the count head ``count_head`` (a path, see
+    :func:`resolve_count_head`; None: the eigenvalue rule of :mod:`eval.count`) in
     1..``max_speakers`` instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
     estimate per reference), so its model rows get NaN scores and ``count_error`` = True.
 
@@ -184,9 +185,10 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
         raise ValueError("nothing to score: give --checkpoint, or keep the oracle masks")
     if auto_count and not checkpoint:
         raise ValueError("--speakers auto estimates the count from a model's embeddings: give --checkpoint")
-    head = resolve_count_head(str(checkpoint), count_head) if auto_count else None
+    if auto_count and count_head:
+        CountHead.load(count_head, checkpoint)  # refuses a missing head or one fitted on another network
     tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles,
-                      auto_count, max_speakers, head)
+                      auto_count, max_speakers, str(count_head) if count_head else None)
              for idx in chunked(range(count), chunk_size)]
     rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
             for r in batch]
