@@ -1,6 +1,9 @@
 """Render throughput: a plain loop in one process vs Dask with 1 and 2 workers, in the same run; time per stage;
 bytes per mixture; and the projected time of the six default datasets (48,600 mixtures).
 
+Beside Dask's 2 workers it times two plain processes sharing the shards through a ``multiprocessing`` pool: what
+two processes get out of this machine without any scheduler, the ceiling of any 2-worker speed-up here.
+
     python benchmarks/render.py [--mixtures 400] [--shard-size 20] [--warm-up 200] [--repeats 3]
 
 Prints its figures; changes nothing outside a temporary folder.
@@ -9,6 +12,7 @@ Prints its figures; changes nothing outside a temporary folder.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import acoustics, build, corpus, features, labels, render, shards, specs
-from pipeline.parallel import dask_client
+from pipeline.parallel import chunked, dask_client
 from pipeline.rng import rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +54,27 @@ def cold_render(by_split: dict, workers: int, shard_size: int) -> tuple[float, i
         shutil.rmtree(out)
 
 
+def _pool_warm_up(warm_up: dict, shard_size: int) -> None:
+    """Pool initializer: imports and a warm audio cache in each process, like the Dask workers get."""
+    _warm_imports()
+    _pool_render(warm_up, shard_size)
+
+
+def _pool_tasks(by_split: dict, shard_size: int, out: Path) -> list:
+    specs = by_split["test"]
+    return [build.ShardTask(str(out / f"test-{k:05d}.h5"), tuple(chunk), str(CORPUS), {})
+            for k, chunk in enumerate(chunked(specs, shard_size))]
+
+
+def _pool_render(by_split: dict, shard_size: int) -> None:
+    out = Path(tempfile.mkdtemp(prefix="bench-pool-"))
+    try:
+        for task in _pool_tasks(by_split, shard_size, out):
+            build.render_shard(task)
+    finally:
+        shutil.rmtree(out)
+
+
 def steady_renders(by_split: dict, warm_up: dict, shard_size: int, repeats: int) -> dict[str, list[float]]:
     """Seconds of ``repeats`` renders each in this process, on a 1-worker and on a 2-worker local cluster, interleaved
     (this machine's speed drifts by tens of percent from minute to minute, so the three are timed side by side).
@@ -57,15 +82,18 @@ def steady_renders(by_split: dict, warm_up: dict, shard_size: int, repeats: int)
     Before the clocks, each of the three renders ``warm_up`` (other mixtures of the same corpus): workers started,
     torch imported, decoded-audio caches filled: the steady state of a long render."""
     out = Path(tempfile.mkdtemp(prefix="bench-render-"))
-    times: dict[str, list[float]] = {"plain": [], "1 worker": [], "2 workers": []}
+    times: dict[str, list[float]] = {"plain": [], "1 worker": [], "2 workers": [], "2 plain processes": []}
     try:
-        with dask_client(1) as c1, dask_client(2) as c2:
+        ctx = multiprocessing.get_context("spawn")
+        with dask_client(1) as c1, dask_client(2) as c2, \
+                ctx.Pool(2, _pool_warm_up, (warm_up, shard_size)) as pool:
             schedulers = {"plain": None, "1 worker": c1.scheduler.address, "2 workers": c2.scheduler.address}
             for client in (c1, c2):
                 client.run(_warm_imports)
             for name, address in schedulers.items():
                 build.render_dataset(warm_up, CORPUS, out / f"warm-{name}", shard_size, 0 if address is None else 1,
                                      progress=False, scheduler=address)
+            pool.map(abs, [0, 1])  # returns once both processes have run their initializer (the warm-up)
             for r in range(repeats):
                 for name, address in schedulers.items():
                     t0 = time.perf_counter()
@@ -73,6 +101,12 @@ def steady_renders(by_split: dict, warm_up: dict, shard_size: int, repeats: int)
                                          0 if address is None else 1, progress=False, scheduler=address)
                     times[name].append(time.perf_counter() - t0)
                     shutil.rmtree(out / f"{name}-{r}")
+                (out / f"pool-{r}").mkdir()
+                tasks = _pool_tasks(by_split, shard_size, out / f"pool-{r}")
+                t0 = time.perf_counter()
+                pool.map(build.render_shard, tasks, chunksize=1)
+                times["2 plain processes"].append(time.perf_counter() - t0)
+                shutil.rmtree(out / f"pool-{r}")
         return times
     finally:
         shutil.rmtree(out)
@@ -135,7 +169,7 @@ def main() -> None:
         d2, nbytes = cold_render(by, 2, args.shard_size)
         raw = steady_renders(by, warm, args.shard_size, args.repeats)
         steady = {k: float(np.median(v)) for k, v in raw.items()}
-        loop_s, w1, w2 = steady["plain"], steady["1 worker"], steady["2 workers"]
+        loop_s, w1, w2, p2 = steady["plain"], steady["1 worker"], steady["2 workers"], steady["2 plain processes"]
         rates[n] = m / w2
         print(f"\n{gender}{n}: {m} mixtures, shard size {args.shard_size}")
         print("  as dcgen runs (cluster start-up, first imports, cold audio caches included):")
@@ -147,6 +181,8 @@ def main() -> None:
         print(f"    Dask, 1 worker      : {m / w1:6.1f} mixtures/s")
         print(f"    Dask, 2 workers     : {m / w2:6.1f} mixtures/s  (x{w1 / w2:.2f} vs 1 worker, "
               f"x{loop_s / w2:.2f} vs the plain loop; target x1.8)")
+        print(f"    2 plain processes   : {m / p2:6.1f} mixtures/s  (x{loop_s / p2:.2f} vs the plain loop: this "
+              f"machine's ceiling for 2 workers; Dask reaches {p2 / w2:.0%} of it)")
         print("    each run, mixtures/s: " + "; ".join(f"{k} " + " ".join(f"{m / t:.1f}" for t in v)
                                                        for k, v in raw.items()))
         print(f"  disk                  : {nbytes / m / 1e3:6.1f} kB per mixture")

@@ -89,17 +89,25 @@ def render_shard(task: ShardTask) -> ShardResult:
     skipped = path.is_file() and shards.shard_matches(path, specs)
     accs, nmis, oracles = [], [], []
     if not skipped:
-        examples = [render_mixture(s, task.corpus_dir) for s in specs]
-        for ex in examples:
-            acc, nmi = label_agreement(ex)
-            accs.append(acc)
-            nmis.append(nmi)
-            if ex.spec.index % ORACLE_EVERY == 0:
-                oracles.append(("".join(sorted(set(ex.spec.genders))),) + oracle_sdri(ex))
-        shards.write_shard(path, examples, task.provenance)
+        with features.single_threaded():  # one core per task, in a Dask worker or in a plain loop alike
+            examples, accs, nmis, oracles = _render_examples(specs, task.corpus_dir)
+            shards.write_shard(path, examples, task.provenance)
     return ShardResult(str(path), specs[0].split, len(specs), specs[0].index, path.stat().st_size,
                        shards.file_sha256(path), time.perf_counter() - t0, skipped, accs, nmis,
                        ["".join(sorted(set(s.genders))) for s in specs], oracles)
+
+
+def _render_examples(specs, corpus_dir):
+    """Render the mixtures of one shard and measure their label quality (BPD vs DS; oracle SDRi on a sample)."""
+    accs, nmis, oracles = [], [], []
+    examples = [render_mixture(s, corpus_dir) for s in specs]
+    for ex in examples:
+        acc, nmi = label_agreement(ex)
+        accs.append(acc)
+        nmis.append(nmi)
+        if ex.spec.index % ORACLE_EVERY == 0:
+            oracles.append(("".join(sorted(set(ex.spec.genders))),) + oracle_sdri(ex))
+    return examples, accs, nmis, oracles
 
 
 def parse_sizes(num_mixtures: str | None, splits: Sequence[str]) -> dict[str, int]:
@@ -168,9 +176,10 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
     tasks = []
     for split, specs in specs_by_split.items():
         specs_mod.write_specs(ddir / f"{split}.jsonl", specs)
+        split_provenance = dict(provenance, specs_sha256=specs_mod.specs_hash(specs))  # once: 50 ms per 400 specs
         for k, chunk in enumerate(chunked(specs, shard_size)):
             tasks.append(ShardTask(str(ddir / f"{split}-{k:05d}.h5"), tuple(chunk), str(corpus_dir),
-                                   dict(provenance, specs_sha256=specs_mod.specs_hash(specs))))
+                                   split_provenance))
     results = list(run_tasks(render_shard, tasks, workers, threads_per_worker, scheduler, progress,
                              desc=f"render {dataset}"))
     results.sort(key=lambda r: r.path)
@@ -254,16 +263,16 @@ def format_summary(summary: dict) -> str:
 
 # Disk and time per mixture, measured on the 2-core reference machine (`dcgen render --all-datasets`, 2026-11-26,
 # bitshuffle + zstd): 396-399 kB per 2-speaker and 467-471 kB per 3-speaker mixture, i.e. about 71 kB per source
-# signal on top of 256 kB (mic 2, features, labels); 2 workers rendered 8,100 mixtures in 111-122 s (2 speakers)
-# and 142-154 s (3 speakers).
+# signal on top of 256 kB (mic 2, features, labels); 2 workers rendered 8,100 mixtures in 92-98 s (2 speakers)
+# and 124-132 s (3 speakers), planning included.
 BYTES_PER_SOURCE = 71_000
 BYTES_FIXED = 256_000
-SECONDS_PER_MIXTURE_PER_WORKER = {2: 0.029, 3: 0.037}
+SECONDS_PER_MIXTURE_PER_WORKER = {2: 0.024, 3: 0.031}
 
 
 def estimate(num_speakers: int, num_mixtures: int, workers: int) -> tuple[int, float]:
     """(bytes on disk, seconds) projected for ``num_mixtures`` mixtures of N speakers on ``workers`` workers."""
-    per = SECONDS_PER_MIXTURE_PER_WORKER.get(num_speakers, 0.008 * num_speakers + 0.013)
+    per = SECONDS_PER_MIXTURE_PER_WORKER.get(num_speakers, 0.007 * num_speakers + 0.010)
     return (num_mixtures * (BYTES_FIXED + BYTES_PER_SOURCE * num_speakers),
             num_mixtures * per / max(workers, 1))
 

@@ -10,6 +10,8 @@ four times faster here (RESULTS.md, render), on one thread.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 N_FFT = 512
@@ -53,12 +55,12 @@ def stft(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     lead, s = x.shape[:-1], x.shape[-1]
     flat = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, s)))
-    if s % HOP:
-        flat = torch.nn.functional.pad(flat, (0, (-s) % HOP))  # scipy's padded=True: whole hops
     window = _window(torch)
-    with _one_thread(torch):
+    with _one_thread(torch):  # every torch op here: one on two threads leaves a spinning OpenMP thread behind
+        if s % HOP:
+            flat = torch.nn.functional.pad(flat, (0, (-s) % HOP))  # scipy's padded=True: whole hops
         z = torch.stft(flat, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    z = (z / window.sum()).numpy()
+        z = (z / window.sum()).numpy()
     return z.reshape(lead + z.shape[-2:])
 
 
@@ -76,14 +78,30 @@ def istft(z: np.ndarray, num_samples: int) -> np.ndarray:
     z = np.asarray(z)
     lead, (f, t) = z.shape[:-2], z.shape[-2:]
     window = _window(torch)
-    zt = torch.from_numpy(np.ascontiguousarray(z.reshape((-1, f, t)), dtype=np.complex64)) * window.sum()
     covered = (t - 1) * HOP
     with _one_thread(torch):
+        zt = torch.from_numpy(np.ascontiguousarray(z.reshape((-1, f, t)), dtype=np.complex64)) * window.sum()
         x = torch.istft(zt, N_FFT, HOP, window=window, center=True, length=covered).numpy()
     x = x[..., :num_samples]
     if x.shape[-1] < num_samples:
         x = np.concatenate([x, np.zeros(x.shape[:-1] + (num_samples - x.shape[-1],), x.dtype)], axis=-1)
     return x.reshape(lead + (num_samples,)).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Hold torch, BLAS and OpenMP to one thread for a block of work, then restore them.
+
+    Rendering and evaluation parallelize over processes (Dask workers); inside one, a library that spreads a small
+    operation over every core only makes the processes compete. Dask's nanny sets OMP_NUM_THREADS=1 in its workers;
+    this gives a plain loop the same behaviour. Only the BLAS pools are limited through threadpoolctl: limiting
+    torch's OpenMP runtime that way left its second thread spinning at 100 % of a core (measured); torch's own
+    ``set_num_threads`` does not.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), _one_thread(_torch()):
+        yield
 
 
 class _one_thread:

@@ -215,6 +215,7 @@ class Planner:
         self.config = config
         self.seed = seed
         self._offsets: dict[str, np.ndarray] = {}
+        self._eligible: dict[tuple[str, str], dict[str, list[Utterance]]] = {}
         for u in self.utterances:
             if u.sample_rate != config.sample_rate:
                 raise ValueError(f"utterance {u.utterance_id} is at {u.sample_rate} Hz but the render is at "
@@ -229,12 +230,17 @@ class Planner:
         return self._offsets[u.utterance_id]
 
     def eligible(self, split: str, gender: str) -> dict[str, list[Utterance]]:
-        """Speakers of ``split`` and ``gender`` with at least one usable segment -> their usable utterances."""
-        by_speaker: dict[str, list[Utterance]] = {}
-        for u in self.utterances:
-            if u.split == split and u.gender == gender and self.offsets_of(u).size:
-                by_speaker.setdefault(u.speaker, []).append(u)
-        return by_speaker
+        """Speakers of ``split`` and ``gender`` with at least one usable segment -> their usable utterances.
+
+        Computed once per (split, gender) and shared: callers must not modify it."""
+        key = (split, gender)
+        if key not in self._eligible:
+            by_speaker: dict[str, list[Utterance]] = {}
+            for u in self.utterances:
+                if u.split == split and u.gender == gender and self.offsets_of(u).size:
+                    by_speaker.setdefault(u.speaker, []).append(u)
+            self._eligible[key] = by_speaker
+        return self._eligible[key]
 
     def check(self, gender: str, num_speakers: int, split: str) -> None:
         """Raise ValueError with the numbers if (gender, N, split) cannot be planned."""
