@@ -122,3 +122,24 @@ def test_contingency_nmi_equals_scikit_learn_and_accuracy_counts_bins():
     assert labels.nmi_from_contingency(labels.contingency(np.zeros(5, int), np.zeros(5, int), 2)) == 1.0
     with pytest.raises(ValueError, match="0..1"):
         labels.contingency(np.array([0, 2]), np.array([0, 1]), 2)
+
+
+def test_single_threaded_holds_torch_and_blas_to_one_thread_and_restores_them():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    saved_torch, saved_blas = torch.get_num_threads(), blas_threads()
+    torch.set_num_threads(2)
+    try:
+        with features.single_threaded():
+            assert torch.get_num_threads() == 1
+            assert all(n == 1 for n in blas_threads().values())
+            z = features.stft(np.random.default_rng(0).standard_normal(4000))  # stft's own guard inside it
+            assert torch.get_num_threads() == 1 and z.shape == (257, 33)
+        assert torch.get_num_threads() == 2
+        assert blas_threads() == saved_blas
+    finally:
+        torch.set_num_threads(saved_torch)
