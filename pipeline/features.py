@@ -56,7 +56,7 @@ def stft(x: np.ndarray) -> np.ndarray:
     lead, s = x.shape[:-1], x.shape[-1]
     flat = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, s)))
     window = _window(torch)
-    with _one_thread(torch):  # every torch op here: one on two threads leaves a spinning OpenMP thread behind
+    with _one_thread(torch):  # every torch op of the transform on one thread
         if s % HOP:
             flat = torch.nn.functional.pad(flat, (0, (-s) % HOP))  # scipy's padded=True: whole hops
         z = torch.stft(flat, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
@@ -90,11 +90,12 @@ def istft(z: np.ndarray, num_samples: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def single_threaded():
-    """Hold torch, BLAS and OpenMP to one thread for a block of work, then restore them.
+    """Hold torch and the BLAS libraries to one thread for a block of work, then restore them.
 
     Rendering and evaluation parallelize over processes (Dask workers); inside one, a library that spreads a small
-    operation over every core only makes the processes compete. Dask's nanny sets OMP_NUM_THREADS=1 in its workers;
-    this gives a plain loop the same behaviour. Only the BLAS pools are limited through threadpoolctl: limiting
+    operation over every core only makes the processes compete (before, a plain render loop kept 1.4-1.55 cores busy
+    for no faster a loop). Dask's nanny sets OMP_NUM_THREADS=1 in its workers; this gives a
+    plain loop the same behaviour. Only the BLAS pools are limited through threadpoolctl: limiting
     torch's OpenMP runtime that way left its second thread spinning at 100 % of a core (measured); torch's own
     ``set_num_threads`` does not.
     """
