@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import acoustics, build, corpus, features, labels, render, shards, specs
-from pipeline.parallel import chunked, dask_client
+from pipeline.parallel import dask_client
 from pipeline.rng import rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,16 +64,10 @@ def _pool_warm_up(warm_up: dict, shard_size: int) -> None:
     _pool_render(warm_up, shard_size)
 
 
-def _pool_tasks(by_split: dict, shard_size: int, out: Path) -> list:
-    specs = by_split["test"]
-    return [build.ShardTask(str(out / f"test-{k:05d}.h5"), tuple(chunk), str(CORPUS), {})
-            for k, chunk in enumerate(chunked(specs, shard_size))]
-
-
 def _pool_render(by_split: dict, shard_size: int) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-pool-"))
     try:
-        for task in _pool_tasks(by_split, shard_size, out):
+        for task in build.shard_tasks(by_split, out, CORPUS, shard_size, {}):
             build.render_shard(task)
     finally:
         shutil.rmtree(out)
@@ -106,7 +100,7 @@ def steady_renders(by_split: dict, warm_up: dict, shard_size: int, repeats: int)
                     times[name].append(time.perf_counter() - t0)
                     shutil.rmtree(out / f"{name}-{r}")
                 (out / f"pool-{r}").mkdir()
-                tasks = _pool_tasks(by_split, shard_size, out / f"pool-{r}")
+                tasks = build.shard_tasks(by_split, out / f"pool-{r}", CORPUS, shard_size, {})
                 t0 = time.perf_counter()
                 pool.map(build.render_shard, tasks, chunksize=1)
                 times["2 plain processes"].append(time.perf_counter() - t0)
