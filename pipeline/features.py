@@ -92,12 +92,11 @@ def istft(z: np.ndarray, num_samples: int) -> np.ndarray:
 def single_threaded():
     """Hold torch and the BLAS libraries to one thread for a block of work, then restore them.
 
-    Rendering and evaluation parallelize over processes (Dask workers); inside one, a library that spreads a small
-    operation over every core only makes the processes compete (before, a plain render loop kept 1.4-1.55 cores busy
-    for no faster a loop). Dask's nanny sets OMP_NUM_THREADS=1 in its workers; this gives a
-    plain loop the same behaviour. Only the BLAS pools are limited through threadpoolctl: limiting
-    torch's OpenMP runtime that way left its second thread spinning at 100 % of a core (measured); torch's own
-    ``set_num_threads`` does not.
+    Rendering parallelizes over processes (Dask workers, one shard each); inside one, a library that spreads a small
+    operation over every core only makes the processes compete (before, a plain render loop kept 1.4-1.55 cores
+    busy for no faster a loop). Dask's nanny sets OMP_NUM_THREADS=1 in its workers; this gives a plain loop the same
+    behaviour. Only the BLAS pools are limited through threadpoolctl: limiting torch's OpenMP runtime that way left
+    its second thread spinning at 100 % of a core (measured); torch's own ``set_num_threads`` does not.
     """
     from threadpoolctl import threadpool_limits
 
