@@ -6,7 +6,7 @@ import torch
 
 from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from trainer.config import TrainConfig
-from trainer.data import DeepClusteringDataset, input_stats
+from trainer.data import DeepClusteringDataset, input_stats, vtlp_source_bins, warp_frequencies
 from trainer.loop import train
 from pipeline.shards import ShardSet, expand_shards
 
@@ -38,19 +38,46 @@ def test_training_writes_a_self_describing_run_and_resumes(small_dataset, tmp_pa
     # same command with more epochs continues from last.pt instead of starting over
     second = train(tiny_config(small_dataset, epochs=2), tmp_path / "x", progress=False)
     assert second["steps"] == 4
-    with pytest.raises(ValueError, match="another config"):
-        train(tiny_config(small_dataset, epochs=2), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"another config \{'lr'"):  # what a step does may not change
+        train(tiny_config(small_dataset, lr=1e-2), tmp_path, progress=False)
 
 
-def test_resume_continues_at_the_saved_step(small_dataset, tmp_path):
+def test_resume_with_a_larger_budget_continues_at_the_saved_step(small_dataset, tmp_path):
     train(tiny_config(small_dataset, epochs=1), tmp_path, progress=False)
-    state = load_checkpoint(tmp_path / "last.pt")
-    state["config"] = tiny_config(small_dataset, epochs=2).to_dict()  # the user asks for one more epoch
-    torch.save(state, tmp_path / "last.pt")
-    out = train(tiny_config(small_dataset, epochs=2), tmp_path, progress=False)
+    out = train(tiny_config(small_dataset, epochs=2, max_minutes=60), tmp_path, progress=False)  # one more epoch
     assert out["steps"] == 4 and [h["epoch"] for h in out["history"]] == [1, 2]
     with open(tmp_path / "log.csv") as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2"]
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["epochs"] == 2
+
+
+def test_vtlp_warp_keeps_the_ends_and_moves_a_formant_by_alpha():
+    assert np.allclose(vtlp_source_bins(257, 1.0), np.arange(257))
+    for alpha in (0.9, 1.1):
+        src = vtlp_source_bins(257, alpha)
+        assert src[0] == 0 and src[-1] == pytest.approx(256) and np.all(np.diff(src) > 0)
+    magnitude = np.full((257, 3), 0.1, np.float32)
+    magnitude[60] = 5.0  # a spectral peak at bin 60, under the 0.6 x Nyquist knee
+    label = (np.arange(257)[:, None] >= 60).repeat(3, axis=1).astype(np.uint8)  # source 1 owns bins >= 60
+    weights = np.ones((257, 3), bool)
+    for alpha, peak in ((1.1, 66), (0.9, 54)):
+        mag_w, label_w, w_w = warp_frequencies(magnitude, label, weights, alpha)
+        assert int(mag_w[:, 0].argmax()) == peak and mag_w.dtype == np.float32
+        nearest = np.rint(vtlp_source_bins(257, alpha)).astype(int)
+        assert np.array_equal(label_w[:, 0], (nearest >= 60).astype(np.uint8))  # labels travel with the spectrum
+        assert label_w.dtype == np.uint8 and w_w.all()
+
+
+def test_dataset_warps_training_chunks_reproducibly(small_dataset):
+    shards = ShardSet(expand_shards(str(small_dataset / "train-*.h5")))
+    stats = input_stats(shards)
+    plain = DeepClusteringDataset(shards, "bpd", stats, chunk_frames=40)[1]
+    warped_set = DeepClusteringDataset(shards, "bpd", stats, chunk_frames=40, freq_warp=0.1)
+    first, again = warped_set[1], warped_set[1]
+    assert torch.equal(first["x"], again["x"]) and torch.equal(first["y"], again["y"])
+    assert first["x"].shape == plain["x"].shape and not torch.equal(first["x"], plain["x"])
+    warped_set.set_epoch(1)
+    assert not torch.equal(warped_set[1]["x"], first["x"])  # a new warp (and chunk) each epoch
 
 
 def test_training_reduces_the_loss_on_a_tiny_set(small_dataset, tmp_path):
@@ -64,6 +91,8 @@ def test_bad_config_values_are_refused():
         TrainConfig(shards="a", valid="b", target="xyz")
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(shards="a", valid="b", dropout=1.5)
+    with pytest.raises(ValueError, match="freq_warp"):
+        TrainConfig(shards="a", valid="b", freq_warp=0.7)
 
 
 def test_time_budget_cuts_the_run_short_and_still_saves(small_dataset, tmp_path):

@@ -44,11 +44,14 @@ D = TrainConfig.__dataclass_fields__
               help="plateau: halve the learning rate after an epoch without a better validation loss.")
 @click.option("--cache-gb", type=float, default=D["cache_gb"].default,
               help="GB of decoded training mixtures kept in memory (later epochs skip decompression; 0 = off).")
+@click.option("--freq-warp", type=float, default=D["freq_warp"].default,
+              help="VTLP augmentation: warp each training chunk's frequency axis by a factor in [1 - x, 1 + x] "
+                   "(0 = off).")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:
     """Train a BLSTM deep-clustering network (Hershey et al. 2016) on DS, BPD or RPD targets; re-running the same
-    command resumes from OUT/last.pt.
+    command resumes from OUT/last.pt (with a larger --epochs or --max-minutes it goes on longer).
 
     Several processes: torchrun --standalone --nproc-per-node 2 -m trainer [same options] (DDP, gloo backend)."""
     import torch

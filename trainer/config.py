@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
+# Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
+RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_steps", "patience", "num_workers", "cache_gb"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class TrainConfig:
             skip HDF5 decompression (0: none; the paper-size fm2 training set needs 1.7 GB).
         lr_schedule: ``"none"``, or ``"plateau"``: halve the learning rate after an epoch whose validation loss is
             not better than the best so far (torch ``ReduceLROnPlateau``, factor 0.5, patience 0).
+        freq_warp: vocal tract length perturbation of the training chunks (0: none): each chunk's frequency axis is
+            warped by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp] (:func:`trainer.data.vtlp_source_bins`),
+            the same warp for input, targets and loss weights. Validation is never warped.
+
+    A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 
     With several processes (``torchrun``, see :mod:`trainer.distributed`), ``batch_size`` is per process: one step
     averages the gradients of world_size x batch_size mixtures.
@@ -61,6 +68,7 @@ class TrainConfig:
     valid_mixtures: int = 0
     lr_schedule: str = "none"
     cache_gb: float = 4.0
+    freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -76,6 +84,8 @@ class TrainConfig:
                self.valid_mixtures, self.cache_gb) < 0:
             raise ValueError("chunk_frames, num_workers, patience, max_minutes, max_steps, valid_mixtures and cache_gb "
                              "must be >= 0")
+        if not 0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 

@@ -27,6 +27,54 @@ def input_stats(shards: ShardSet, max_mixtures: int = 200) -> dict[str, np.ndarr
             "std": (logs.std(axis=(0, 2)) + 1e-5).astype(np.float32)}
 
 
+def vtlp_source_bins(num_freqs: int, alpha: float, boundary: float = 0.6) -> np.ndarray:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP) improves
+    speech recognition", eq. 1): the piecewise-linear frequency warp f -> alpha f below a boundary frequency, then the
+    straight line that keeps the Nyquist frequency in place. Scaling the frequency axis this way mimics a speaker
+    with a shorter (alpha > 1) or longer (alpha < 1) vocal tract.
+
+    Args:
+        num_freqs: F, bins from 0 Hz to Nyquist (257). alpha: warp factor, > 0 (1 = identity).
+        boundary: F_hi as a fraction of Nyquist (Jaitly & Hinton: 4800 Hz of 8000, i.e. 0.6).
+
+    Returns:
+        (F,) float64: for each output bin, the (fractional) input bin it takes its value from; increasing, from 0
+        to F - 1.
+
+    Raises:
+        ValueError: alpha <= 0 or boundary outside (0, 1).
+    """
+    if alpha <= 0 or not 0 < boundary < 1:
+        raise ValueError(f"need alpha > 0 and 0 < boundary < 1, got {alpha}, {boundary}")
+    nyquist = num_freqs - 1
+    f = np.arange(num_freqs, dtype=np.float64)
+    knee = boundary * nyquist * min(alpha, 1.0)  # F_hi min(alpha, 1): where the warped axis changes slope
+    warped = np.where(f <= knee / alpha, alpha * f,
+                      nyquist - (nyquist - knee) / (nyquist - knee / alpha) * (nyquist - f))  # input -> output
+    return np.interp(f, warped, f)  # output -> input (the warp is increasing, so it inverts by interpolation)
+
+
+def warp_frequencies(magnitude: np.ndarray, target: np.ndarray, weights: np.ndarray,
+                     alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply one VTLP warp (:func:`vtlp_source_bins`) to a training example: the magnitude by linear interpolation
+    between bins, the targets and loss weights by the nearest bin, so every output bin keeps the label of the
+    spectrum it shows.
+
+    Args:
+        magnitude: (F, T) float. target: (F, T) or (F, T, C), any dtype. weights: (F, T). alpha: warp factor.
+
+    Returns:
+        (magnitude (F, T) float32, target, weights), shapes and dtypes as given.
+    """
+    src = vtlp_source_bins(magnitude.shape[0], alpha)  # (F,)
+    lo = np.floor(src).astype(np.intp)
+    hi = np.minimum(lo + 1, magnitude.shape[0] - 1)
+    frac = (src - lo).astype(np.float32)[:, None]
+    warped = magnitude[lo] * (1 - frac) + magnitude[hi] * frac
+    nearest = np.rint(src).astype(np.intp)
+    return warped.astype(np.float32), target[nearest], weights[nearest]
+
+
 def network_input(magnitude: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
     """Normalized log magnitude, transposed for the BLSTM. magnitude (..., F, T) -> (..., T, F) float32."""
     x = (log_magnitude(magnitude) - stats["mean"][:, None]) / stats["std"][:, None]  # (..., F, T)
@@ -39,7 +87,9 @@ class DeepClusteringDataset(Dataset):
     Each item is a dict: ``x`` (T, F) float32 input, ``y`` (T, F) int64 labels (ds, bpd) or (T, F, 1) float32
     RPD target, ``w`` (T, F) float32 loss weights (0 on silent bins, judged on the whole mixture), ``n`` int number
     of sources. With ``chunk_frames`` > 0, a random chunk of that many frames is cut, drawn from
-    ``rng_for(seed, "chunk", epoch, i)``, before the input is normalized.
+    ``rng_for(seed, "chunk", epoch, i)``, before the input is normalized. With ``freq_warp`` > 0 the chunk is then
+    warped in frequency (:func:`warp_frequencies`) by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
+    with ``rng_for(seed, "warp", epoch, i)``.
 
     Decoded shard rows are kept in memory, up to ``cache_bytes`` in all (about 0.32 MB per 2-speaker mixture for DS
     or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: with
@@ -47,8 +97,10 @@ class DeepClusteringDataset(Dataset):
     """
 
     def __init__(self, shards: ShardSet, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
-                 silence_db: float = features.SILENCE_DB, seed: int = 0, cache_bytes: int = 0):
+                 silence_db: float = features.SILENCE_DB, seed: int = 0, cache_bytes: int = 0,
+                 freq_warp: float = 0.0):
         self.shards, self.target, self.stats = shards, target, stats
+        self.freq_warp = freq_warp
         self.chunk_frames, self.silence_db, self.seed = chunk_frames, silence_db, seed
         self.epoch = 0
         self.fields = ("magnitude", "npd", "spec") if target == "rpd" else ("magnitude", target)
@@ -88,6 +140,9 @@ class DeepClusteringDataset(Dataset):
             start = int(rng_for(self.seed, "chunk", self.epoch, i).integers(t - self.chunk_frames + 1))
             sl = slice(start, start + self.chunk_frames)
             mag, y, w = mag[:, sl], y[:, sl], w[:, sl]
+        if self.freq_warp > 0:
+            alpha = rng_for(self.seed, "warp", self.epoch, i).uniform(1 - self.freq_warp, 1 + self.freq_warp)
+            mag, y, w = warp_frequencies(mag, y, w, alpha)
         x = network_input(mag, self.stats)  # (T, F)
         y = np.swapaxes(y, 0, 1)  # (T, F[, 1])
         if self.target != "rpd":

@@ -18,7 +18,7 @@ from pipeline.shards import ShardSet, expand_shards
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed
-from .config import TrainConfig
+from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
 from .loss import affinity_loss, one_hot_targets
 from .model import build_model
@@ -58,14 +58,15 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     """Train (or resume) a deep-clustering model into ``out_dir``.
 
     Writes ``config.json``, ``log.csv`` (one row per epoch), ``last.pt`` (every epoch), ``best.pt`` (best validation
-    loss) and ``loss.png``. If ``out_dir/last.pt`` exists and holds the same config, training resumes from it.
+    loss) and ``loss.png``. If ``out_dir/last.pt`` exists and holds the same config (up to the budget and loading
+    fields of ``RESUMABLE_CHANGES``: a run can be given more epochs or minutes), training resumes from it.
 
     Returns:
         dict with the best validation loss, epochs run, steps and seconds.
 
     Raises:
-        FileNotFoundError: no shards match. ValueError: shards of several source counts, or a different config
-        in an existing run directory.
+        FileNotFoundError: no shards match. ValueError: shards of several source counts, or a config in an
+        existing run directory that differs in a field outside ``RESUMABLE_CHANGES``.
     """
     out = Path(out_dir)
     rank, world_size = distributed.world()
@@ -80,10 +81,15 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
 
     last = out / "last.pt"
     state = load_checkpoint(last) if last.is_file() else None
-    old_config = TrainConfig.from_dict(state["config"]).to_dict() if state is not None else None
-    if state is not None and old_config != config.to_dict():
+    if state is not None:
+        old_config = TrainConfig.from_dict(state["config"]).to_dict()
         changed = {k: (old_config.get(k), v) for k, v in config.to_dict().items() if old_config.get(k) != v}
-        raise ValueError(f"{out} holds a run with another config {changed} (old, new); use a new --out")
+        fixed = {k: c for k, c in changed.items() if k not in RESUMABLE_CHANGES}
+        if fixed:
+            raise ValueError(f"{out} holds a run with another config {fixed} (old, new); use a new --out, or change "
+                             f"only {sorted(RESUMABLE_CHANGES)} to go on with it")
+        if changed:
+            log.info("resuming with %s (old, new)", changed)
     stats = state["stats"] if state else input_stats(train_set)
 
     model = build_model(config, num_freqs=len(stats["mean"]))
@@ -106,7 +112,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         net = torch.nn.parallel.DistributedDataParallel(model)
 
     train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
-                                       config.seed, cache_bytes=int(config.cache_gb * 1e9))
+                                       config.seed, cache_bytes=int(config.cache_gb * 1e9),
+                                       freq_warp=config.freq_warp)
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
     num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
