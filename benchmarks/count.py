@@ -47,7 +47,7 @@ def predict(spec: np.ndarray, share: float, max_speakers: int) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--valid", nargs="+", required=True)
     ap.add_argument("--test", nargs="+", required=True)

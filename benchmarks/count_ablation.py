@@ -23,7 +23,7 @@ from eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--train-mixtures", type=int, default=1500)

@@ -49,7 +49,7 @@ def score(stems: np.ndarray, sources: np.ndarray, mixture: np.ndarray) -> list[f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--out", default="dcsep-bench")
     ap.add_argument("--pairs", type=int, default=5)

@@ -35,7 +35,7 @@ def render(n: int, count: int, tmp: Path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mixtures", type=int, default=20)
     ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated; mir_eval is the reference")
     args = ap.parse_args()

@@ -105,7 +105,7 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--minutes", type=float, default=29.0, help="wall-clock training budget per model")

@@ -151,7 +151,7 @@ def stage_times(spec_list: list) -> dict[str, float]:
 
 def main() -> None:
     warnings.filterwarnings("ignore", message="Port 8787 is already in use")  # two local clusters at once
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mixtures", type=int, default=800)
     ap.add_argument("--shard-size", type=int, default=50)
     ap.add_argument("--warm-up", type=int, default=200, help="mixtures rendered before the steady-state clocks")

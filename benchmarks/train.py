@@ -30,7 +30,7 @@ CORPUS = ROOT / "corpora" / "librispeech-clips"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mixtures", type=int, default=160)
     ap.add_argument("--hidden", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
