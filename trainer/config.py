@@ -38,8 +38,9 @@ class TrainConfig:
         lr_schedule: ``"none"``, or ``"plateau"``: halve the learning rate after an epoch whose validation loss is
             not better than the best so far (torch ``ReduceLROnPlateau``, factor 0.5, patience 0).
         freq_warp: vocal tract length perturbation of the training chunks (0: none): each chunk's frequency axis is
-            warped by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp] (:func:`trainer.data.vtlp_source_bins`),
-            the same warp for input, targets and loss weights. Validation is never warped.
+            warped by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
+            (:func:`trainer.data.vtlp_source_bins`), the same warp for input, targets and loss weights. Validation
+            is never warped. Off by default: at 0.1 it did not lower the validation loss (RESULTS.md).
 
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 

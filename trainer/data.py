@@ -29,7 +29,7 @@ def input_stats(shards: ShardSet, max_mixtures: int = 200) -> dict[str, np.ndarr
 
 def vtlp_source_bins(num_freqs: int, alpha: float, boundary: float = 0.6) -> np.ndarray:
     """Vocal tract length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation (VTLP) improves
-    speech recognition", eq. 1): the piecewise-linear frequency warp f -> alpha f below a boundary frequency, then the
+    speech recognition"): the piecewise-linear frequency warp f -> alpha f below a boundary frequency, then the
     straight line that keeps the Nyquist frequency in place. Scaling the frequency axis this way mimics a speaker
     with a shorter (alpha > 1) or longer (alpha < 1) vocal tract.
 
