@@ -35,7 +35,7 @@ def test_training_writes_a_self_describing_run_and_resumes(small_dataset, tmp_pa
     state = load_checkpoint(tmp_path / "best.pt")
     model, cfg = model_from_checkpoint(state)
     assert cfg == config and {"model", "optimizer", "stats", "step", "best_val", "versions"} <= set(state)
-    # same command with more epochs continues from last.pt instead of starting over
+    # a new run directory starts over
     second = train(tiny_config(small_dataset, epochs=2), tmp_path / "x", progress=False)
     assert second["steps"] == 4
     with pytest.raises(ValueError, match=r"another config \{'lr'"):  # what a step does may not change
