@@ -51,6 +51,23 @@ def test_resume_with_a_larger_budget_continues_at_the_saved_step(small_dataset, 
     assert load_checkpoint(tmp_path / "last.pt")["config"]["epochs"] == 2
 
 
+def test_init_from_starts_with_the_weights_and_stats_of_another_run(small_dataset, tmp_path):
+    train(tiny_config(small_dataset, epochs=2, lr=1e-2), tmp_path / "a", progress=False)
+    source = load_checkpoint(tmp_path / "a" / "best.pt")
+    # lr 1e-12: Adam moves no weight by more than ~1e-12, so the run ends where it started
+    out = train(tiny_config(small_dataset, lr=1e-12, chunk_frames=0, init_from=str(tmp_path / "a" / "best.pt")),
+                tmp_path / "b", progress=False)
+    assert out["steps"] == 2  # fresh step count and optimizer
+    tuned = load_checkpoint(tmp_path / "b" / "last.pt")
+    for k, v in source["model"].items():
+        assert torch.allclose(tuned["model"][k], v, atol=1e-9), k
+    assert np.array_equal(tuned["stats"]["mean"], source["stats"]["mean"])
+    assert tuned["history"][0]["valid_loss"] == pytest.approx(source["best_val"], abs=1e-6)
+    with pytest.raises(ValueError, match="hidden"):
+        train(tiny_config(small_dataset, hidden=8, init_from=str(tmp_path / "a" / "best.pt")), tmp_path / "c",
+              progress=False)
+
+
 def test_vtlp_warp_keeps_the_ends_and_moves_a_formant_by_alpha():
     assert np.allclose(vtlp_source_bins(257, 1.0), np.arange(257))
     for alpha in (0.9, 1.1):

@@ -41,6 +41,10 @@ class TrainConfig:
             warped by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
             (:func:`trainer.data.vtlp_source_bins`), the same warp for input, targets and loss weights. Validation
             is never warped. Off by default: at 0.1 it did not lower the validation loss (RESULTS.md).
+        init_from: path of a ``dctrain`` checkpoint whose weights and input statistics start this run (fine-tuning,
+            e.g. on whole mixtures after training on chunks, Isik et al. 2016, Sec. 3.2); the optimizer, step count and
+            schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
+            Empty: random initialization.
 
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 
@@ -70,6 +74,7 @@ class TrainConfig:
     lr_schedule: str = "none"
     cache_gb: float = 4.0
     freq_warp: float = 0.0
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:

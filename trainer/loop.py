@@ -90,9 +90,17 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                              f"only {sorted(RESUMABLE_CHANGES)} to go on with it")
         if changed:
             log.info("resuming with %s (old, new)", changed)
-    stats = state["stats"] if state else input_stats(train_set)
+    init = warm_start(config) if state is None and config.init_from else None
+    stats = state["stats"] if state else init["stats"] if init else input_stats(train_set)
 
     model = build_model(config, num_freqs=len(stats["mean"]))
+    if init is not None:
+        freqs = {int(a["n_fft"]) // 2 + 1 for a in train_set.attrs}
+        if freqs != {len(stats["mean"])}:
+            raise ValueError(f"--init-from {config.init_from} was trained on {len(stats['mean'])} frequencies, the "
+                             f"shards have {sorted(freqs)}")
+        model.load_state_dict(init["model"])
+        log.info("starting from the weights of %s (step %d of that run)", config.init_from, init.get("step", 0))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
                  if config.lr_schedule == "plateau" else None)
@@ -186,6 +194,23 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                  best_val)
     return {"out": str(out), "epochs": epoch, "steps": step, "best_valid_loss": best_val,
             "seconds": time.perf_counter() - t0, "history": history}
+
+
+def warm_start(config: TrainConfig) -> dict:
+    """The checkpoint ``config.init_from`` (weights and input statistics of a new run), checked against ``config``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint. ValueError: not a dctrain checkpoint, or another architecture
+        (layers, hidden, embedding_dim) than ``config``'s.
+    """
+    init = load_checkpoint(config.init_from)
+    old = TrainConfig.from_dict(init["config"])
+    arch = ("layers", "hidden", "embedding_dim")
+    differ = {k: (getattr(old, k), getattr(config, k)) for k in arch if getattr(old, k) != getattr(config, k)}
+    if differ:
+        raise ValueError(f"--init-from {config.init_from} is a model with other {differ} (its, yours); pass its "
+                         f"--layers/--hidden/--embedding-dim")
+    return init
 
 
 def _since_best(history: list[dict]):
