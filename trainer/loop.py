@@ -59,14 +59,16 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
 
     Writes ``config.json``, ``log.csv`` (one row per epoch), ``last.pt`` (every epoch), ``best.pt`` (best validation
     loss) and ``loss.png``. If ``out_dir/last.pt`` exists and holds the same config (up to the budget and loading
-    fields of ``RESUMABLE_CHANGES``: a run can be given more epochs or minutes), training resumes from it.
+    fields of ``RESUMABLE_CHANGES``: a run can be given more epochs or minutes), training resumes from it; else a
+    run with ``config.init_from`` starts from that checkpoint's weights and input statistics (:func:`warm_start`).
 
     Returns:
         dict with the best validation loss, epochs run, steps and seconds.
 
     Raises:
         FileNotFoundError: no shards match. ValueError: shards of several source counts, or a config in an
-        existing run directory that differs in a field outside ``RESUMABLE_CHANGES``.
+        existing run directory that differs in a field outside ``RESUMABLE_CHANGES``, or an ``init_from``
+        checkpoint of another architecture or number of frequencies.
     """
     out = Path(out_dir)
     rank, world_size = distributed.world()
