@@ -40,7 +40,8 @@ class TrainConfig:
         freq_warp: vocal tract length perturbation of the training chunks (0: none): each chunk's frequency axis is
             warped by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
             (:func:`trainer.data.vtlp_source_bins`), the same warp for input, targets and loss weights. Validation
-            is never warped. Off by default: at 0.1 it did not lower the validation loss (RESULTS.md).
+            is never warped. Off by default: at 0.1 it did not lower the validation loss of a model trained from
+            scratch, but as fine-tuning of a plateaued model (``init_from``) it did, 0.1785 -> 0.1763 (RESULTS.md).
         init_from: path of a ``dctrain`` checkpoint whose weights and input statistics start this run (fine-tuning,
             e.g. on whole mixtures after training on chunks, Isik et al. 2016, Sec. 3.2); the optimizer, step count and
             schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
