@@ -92,15 +92,11 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                              f"only {sorted(RESUMABLE_CHANGES)} to go on with it")
         if changed:
             log.info("resuming with %s (old, new)", changed)
-    init = warm_start(config) if state is None and config.init_from else None
+    init = warm_start(config, train_set) if state is None and config.init_from else None
     stats = state["stats"] if state else init["stats"] if init else input_stats(train_set)
 
     model = build_model(config, num_freqs=len(stats["mean"]))
     if init is not None:
-        freqs = {int(a["n_fft"]) // 2 + 1 for a in train_set.attrs}
-        if freqs != {len(stats["mean"])}:
-            raise ValueError(f"--init-from {config.init_from} was trained on {len(stats['mean'])} frequencies, the "
-                             f"shards have {sorted(freqs)}")
         model.load_state_dict(init["model"])
         log.info("starting from the weights of %s (step %d of that run)", config.init_from, init.get("step", 0))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -198,14 +194,19 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             "seconds": time.perf_counter() - t0, "history": history}
 
 
-def warm_start(config: TrainConfig) -> dict:
-    """The checkpoint ``config.init_from`` (weights and input statistics of a new run), checked against ``config``.
+def warm_start(config: TrainConfig, train_set: ShardSet) -> dict:
+    """The checkpoint ``config.init_from`` (weights and input statistics of a new run), checked against ``config``
+    and the training shards.
 
     Raises:
-        FileNotFoundError: no such checkpoint. ValueError: not a dctrain checkpoint, or another architecture
-        (layers, hidden, embedding_dim) than ``config``'s.
+        FileNotFoundError: no such checkpoint. ValueError: not a dctrain checkpoint, another architecture
+        (layers, hidden, embedding_dim) than ``config``'s, or another number of frequencies than the shards'.
     """
     init = load_checkpoint(config.init_from)
+    freqs = {int(a["n_fft"]) // 2 + 1 for a in train_set.attrs}
+    if freqs != {len(init["stats"]["mean"])}:
+        raise ValueError(f"--init-from {config.init_from} was trained on {len(init['stats']['mean'])} frequencies, "
+                         f"the shards have {sorted(freqs)}")
     old = TrainConfig.from_dict(init["config"])
     arch = ("layers", "hidden", "embedding_dim")
     differ = {k: (getattr(old, k), getattr(config, k)) for k in arch if getattr(old, k) != getattr(config, k)}
