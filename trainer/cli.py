@@ -47,7 +47,7 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--freq-warp", type=float, default=D["freq_warp"].default,
               help="VTLP augmentation: warp each training chunk's frequency axis by a factor in [1 - x, 1 + x] "
                    "(0 = off).")
-@click.option("--init-from", default="", show_default=False, type=click.Path(dir_okay=False),
+@click.option("--init-from", default=D["init_from"].default, show_default=False, type=click.Path(dir_okay=False),
               help="Start from this checkpoint's weights and input statistics (fine-tuning; fresh optimizer). "
                    "Same --layers/--hidden/--embedding-dim as that run.")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")

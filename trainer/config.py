@@ -43,7 +43,7 @@ class TrainConfig:
             is never warped. Off by default: at 0.1 it did not lower the validation loss of a model trained from
             scratch, but as fine-tuning of a plateaued model (``init_from``) it did, 0.1785 -> 0.1763 (RESULTS.md).
         init_from: path of a ``dctrain`` checkpoint whose weights and input statistics start this run (fine-tuning,
-            e.g. on whole mixtures after training on chunks, Isik et al. 2016, Sec. 3.2); the optimizer, step count and
+            e.g. with ``freq_warp`` after the validation loss has stopped falling); the optimizer, step count and
             schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
             Empty: random initialization.
 
