@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from eval.count import embedding_spectrum
-from eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
-from eval.separate import embed
-from pipeline import features
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.eval.count import embedding_spectrum
+from spatialdc.eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
+from spatialdc.eval.separate import embed
+from spatialdc.pipeline import features
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 SHARES = np.round(np.arange(0.02, 0.40, 0.01), 3)
 

@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from eval.count_cli import collect
-from eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
+from spatialdc.eval.count_cli import collect
+from spatialdc.eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
 
 
 def main() -> None:

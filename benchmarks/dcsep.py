@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from eval.metrics import si_sdr
-from pipeline import corpus
+from spatialdc.pipeline.metrics import si_sdr
+from spatialdc.pipeline import corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"
@@ -72,7 +72,7 @@ def main() -> None:
             name = f"pair{k}-{f}-{m}-{label.replace(' ', '')}"
             wav = out / f"{name}.wav"
             sf.write(wav, mixture, SR, subtype="FLOAT")
-            subprocess.run([sys.executable, "-m", "eval.dcsep", "--checkpoint", args.checkpoint, str(wav),
+            subprocess.run([sys.executable, "-m", "spatialdc.eval.dcsep", "--checkpoint", args.checkpoint, str(wav),
                             "--out", str(out / name), "--speakers", "2"], check=True, capture_output=True)
             stems = np.stack([sf.read(p, dtype="float64")[0] for p in sorted((out / name).glob("*.wav"))])
             gains = score(stems[:, : mixture.size], sources, mixture)

@@ -3,7 +3,7 @@ same run, for 2- and 3-speaker mixtures; and the largest difference of each back
 
     python benchmarks/evaluation.py [--mixtures 20] [--backends batched,fast_bss_eval,mir_eval]
 
-Each mixture is scored the way ``dceval`` scores it (``eval.evaluate.evaluate`` in one process, no model): the
+Each mixture is scored the way ``dceval`` scores it (``spatialdc.eval.evaluate.evaluate`` in one process, no model): the
 unprocessed mixture (the baseline of SDRi) and the oracle-DS and oracle-BPD masked mixtures, on freshly rendered fm2
 and fm3 test mixtures. The time includes reading shards and masking, which every backend shares.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.evaluate import evaluate
-from eval.metrics import BACKENDS
-from pipeline import build, corpus, specs
+from spatialdc.eval.evaluate import evaluate
+from spatialdc.pipeline.metrics import BACKENDS
+from spatialdc.pipeline import build, corpus, specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.evaluate import evaluate
-from eval.plots import PAPER_SDRI, paper_table, paper_table_markdown
-from eval.report import write_csv
-from pipeline.atomic import write_text_atomic
-from pipeline.build import ALL_DATASETS, package_versions
-from pipeline.parallel import dask_client
-from trainer.config import TrainConfig
-from trainer.loop import train
+from spatialdc.eval.evaluate import evaluate
+from spatialdc.eval.plots import PAPER_SDRI, paper_table, paper_table_markdown
+from spatialdc.eval.report import write_csv
+from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.build import ALL_DATASETS, package_versions
+from spatialdc.pipeline.parallel import dask_client
+from spatialdc.trainer.config import TrainConfig
+from spatialdc.trainer.loop import train
 
 TARGETS = ("ds", "bpd", "rpd")
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import acoustics, build, corpus, features, labels, render, shards, specs
-from pipeline.parallel import dask_client
-from pipeline.rng import rng_for
+from spatialdc.pipeline import acoustics, build, corpus, features, labels, render, shards, specs
+from spatialdc.pipeline.parallel import dask_client
+from spatialdc.pipeline.rng import rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"
@@ -40,9 +40,9 @@ def plan(gender: str, n: int, count: int) -> dict:
 
 
 def _warm_imports() -> None:
-    import eval.metrics  # noqa: F401  (the render-time oracle SDRi)
-    import pipeline.build  # noqa: F401
-    from pipeline import features
+    import spatialdc.pipeline.metrics  # noqa: F401  (the render-time oracle SDRi)
+    import spatialdc.pipeline.build  # noqa: F401
+    from spatialdc.pipeline import features
 
     features.stft(np.zeros(1024))  # imports torch, which the STFT uses
 

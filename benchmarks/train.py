@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline import build, corpus, specs
-from pipeline.shards import ShardSet, expand_shards
-from trainer.config import TrainConfig
-from trainer.data import DeepClusteringDataset, input_stats
-from trainer.loop import batch_loss, train
-from trainer.model import build_model
+from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline.shards import ShardSet, expand_shards
+from spatialdc.trainer.config import TrainConfig
+from spatialdc.trainer.data import DeepClusteringDataset, input_stats
+from spatialdc.trainer.loop import batch_loss, train
+from spatialdc.trainer.model import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"

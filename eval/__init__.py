@@ -1,1 +1,6 @@
 """Evaluation: embeddings -> K-means -> binary masks -> inverse STFT -> BSS Eval, beside oracle masks."""
+
+# pyproject.toml maps the folder eval/ to spatialdc.eval; nothing installs a bare "eval"
+if __name__ != "spatialdc.eval":
+    raise ImportError(f"import spatialdc.eval, not {__name__}: the project's packages live in the spatialdc "
+                      f"namespace (pip install -e . installs it)")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.atomic import write_text_atomic
-from pipeline.build import package_versions
+from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.build import package_versions
 
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
-from .metrics import BACKENDS, DEFAULT_BACKEND
+from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
 from .report import count_confusion, markdown_table, summarize, write_csv
 
@@ -84,8 +84,8 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
 
 def write_plots(rows, shard_patterns, report: Path) -> list[Path]:
     """The report's figures: ``<report>.box.png``, ``<report>.spatial.png``, ``<report>.npd.png``."""
-    from pipeline import features
-    from pipeline.shards import ShardSet, expand_shards
+    from spatialdc.pipeline import features
+    from spatialdc.pipeline.shards import ShardSet, expand_shards
 
     stem = report.with_suffix("")
     out = [sdri_boxplot(rows, f"{stem}.box.png"), sdri_vs_spec(rows, f"{stem}.spatial.png")]

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import features
-from pipeline.atomic import write_text_atomic
-from pipeline.shards import file_sha256
+from spatialdc.pipeline import features
+from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.shards import file_sha256
 
 DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT
 # validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
@@ -82,7 +82,7 @@ def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndar
     """
     import torch
 
-    from trainer.data import network_input
+    from spatialdc.trainer.data import network_input
 
     x = network_input(magnitudes, stats)  # (B, T, F)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""``dccount``: fit the speaker-count head of a trained network (:mod:`eval.count`) and report its accuracy."""
+"""``dccount``: fit the speaker-count head of a trained network (:mod:`spatialdc.eval.count`) and report its accuracy."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from pipeline import features
-from pipeline.rng import rng_for
-from pipeline.shards import ShardSet, expand_shards, file_sha256
+from spatialdc.pipeline import features
+from spatialdc.pipeline.rng import rng_for
+from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
 
 from .count import CountHead, count_features, default_head_path, fit_count_head, network_outputs
 from .evaluate import DEFAULT_CLUSTER_DB, _load_model

@@ -11,8 +11,8 @@ import click
 import numpy as np
 import soundfile as sf
 
-from pipeline import features
-from pipeline.atomic import atomic_path
+from spatialdc.pipeline import features
+from spatialdc.pipeline.atomic import atomic_path
 
 from .count import DEFAULT_SHARE, CountHead, count_features, estimate_num_speakers, network_outputs
 from .evaluate import DEFAULT_CLUSTER_DB, resolve_count_head
@@ -184,7 +184,7 @@ def estimate_count_with_head(x: np.ndarray, model, stats: dict, head: CountHead,
 def main(recording, checkpoint, out, speakers, max_speakers, count_head, chunk_seconds, overlap_seconds,
          cluster_db) -> None:
     """Separate RECORDING (WAV/FLAC, any rate, mic 1 of a multichannel file) into one WAV per speaker."""
-    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if speakers != "auto" and not (speakers.isdigit() and int(speakers) >= 1):

@@ -10,13 +10,13 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline import features
-from pipeline.parallel import chunked, run_tasks
-from pipeline.rng import random_state_for
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline import features
+from spatialdc.pipeline.parallel import chunked, run_tasks
+from spatialdc.pipeline.rng import random_state_for
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 from .count import CountHead, count_features, default_head_path, estimate_num_speakers, network_outputs
-from .metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
+from spatialdc.pipeline.metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
 from .separate import apply_masks, binary_masks, cluster_labels, embed
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def resolve_count_head(checkpoint: str, count_head: str | None) -> str | None:
 
 def _load_model(checkpoint: str):
     if checkpoint not in _MODELS:
-        from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+        from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
         state = load_checkpoint(checkpoint)
         model, config = model_from_checkpoint(state)
@@ -162,7 +162,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
     With ``auto_count``, the model's K-means uses the count estimated by the count head ``count_head`` (a path, see
-    :func:`resolve_count_head`; None: the eigenvalue rule of :mod:`eval.count`) in
+    :func:`resolve_count_head`; None: the eigenvalue rule of :mod:`spatialdc.eval.count`) in
     1..``max_speakers`` instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
     estimate per reference), so its model rows get NaN scores and ``count_error`` = True.
 

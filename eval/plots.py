@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from spatialdc.pipeline.atomic import atomic_path
 
 from .report import unscored
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.atomic import write_text_atomic
 
 METRICS = ("sdri", "si_sdri", "sdr", "sir", "sar")
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from pipeline import features
-from pipeline.features import apply_masks, binary_masks  # noqa: F401  (re-exported: eval's API)
-from trainer.data import network_input
+from spatialdc.pipeline import features
+from spatialdc.pipeline.features import apply_masks, binary_masks  # noqa: F401  (re-exported: eval's API)
+from spatialdc.trainer.data import network_input
 
 
 @torch.no_grad()

@@ -72,7 +72,7 @@ ORACLE_EVERY = 50  # oracle-mask SDRi at render time on mixtures whose index is 
 def oracle_sdri(ex) -> tuple[float, float]:
     """Mean SDRi (dB) over the sources of the oracle DS and oracle BPD binary masks applied to mic 1 (BSS Eval v3,
     batched: the mixture and both masks scored against one factorization); NaN for a mixture with a silent reference."""
-    from eval.metrics import bss_eval_sets
+    from spatialdc.pipeline.metrics import bss_eval_sets
 
     n, mic1 = ex.spec.num_speakers, ex.mixture[0]
     masks = np.concatenate([features.binary_masks(lab, n) for lab in (ex.ds, ex.bpd)])  # (2 N, F, T)

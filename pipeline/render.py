@@ -108,7 +108,7 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
     """Render a spec: level, delay, mix, STFT, NPD, labels.
 
     Each segment is scaled to unit RMS over its S kept samples, then by its gain a_i. Anechoic: mic 2 gets exact
-    fractional delays; reverberant: both mics get the room's impulse responses (:mod:`pipeline.acoustics`).
+    fractional delays; reverberant: both mics get the room's impulse responses (:mod:`spatialdc.pipeline.acoustics`).
 
     Raises:
         ValueError: a silent source segment (cannot be leveled), or an unknown room.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build, corpus, specs
+from spatialdc.pipeline import build, corpus, specs
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "corpora" / "librispeech-clips"

@@ -2,9 +2,9 @@ import csv
 
 from click.testing import CliRunner
 
-from eval.cli import main as dceval
-from pipeline.cli import main as dcgen
-from trainer.cli import main as dctrain
+from spatialdc.eval.cli import main as dceval
+from spatialdc.pipeline.cli import main as dcgen
+from spatialdc.trainer.cli import main as dctrain
 
 
 def test_the_chain_through_the_three_clis(small_corpus, tmp_path):
@@ -74,7 +74,7 @@ def test_dry_run_prints_sizes_renders_nothing_and_refuses_impossible_requests(sm
 
 
 def test_render_from_committed_style_specs(small_corpus, small_specs, tmp_path):
-    from pipeline import specs as specs_mod
+    from spatialdc.pipeline import specs as specs_mod
 
     spec_dir = tmp_path / "specs" / "fm2"
     for split, ss in small_specs.items():

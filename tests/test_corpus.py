@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from pipeline import corpus
+from spatialdc.pipeline import corpus
 
 
 def test_splits_are_by_speaker_and_stratified(small_manifest):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build, shards
+from spatialdc.pipeline import build, shards
 
 
 def free_port() -> int:

@@ -8,9 +8,9 @@ import soundfile as sf
 from click.testing import CliRunner
 from scipy.signal import resample_poly
 
-from eval import count
-from eval.dcsep import main as dcsep
-from trainer.loop import train
+from spatialdc.eval import count
+from spatialdc.eval.dcsep import main as dcsep
+from spatialdc.trainer.loop import train
 from tests.test_trainer import tiny_config
 
 
@@ -83,8 +83,8 @@ def test_count_from_ideal_embeddings():
 def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(checkpoint, small_dataset, tmp_path):
     import csv
 
-    from eval.cli import main as dceval
-    from eval.report import summarize
+    from spatialdc.eval.cli import main as dceval
+    from spatialdc.eval.report import summarize
 
     report = tmp_path / "auto.csv"
     r = CliRunner().invoke(dceval, ["--checkpoint", str(checkpoint), "--shards", str(small_dataset / "test-*.h5"),
@@ -105,8 +105,8 @@ def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(check
 
 def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     """The network sees every recording at its training level, so a 20 dB quieter copy gives the same masks."""
-    from eval.dcsep import level_gain, separate_recording
-    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from spatialdc.eval.dcsep import level_gain, separate_recording
+    from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
     model, _ = model_from_checkpoint(state)
@@ -114,7 +114,7 @@ def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     x = mix[: 6 * 16000]
     loud, _ = separate_recording(x, model, state["stats"], 2)
     quiet, _ = separate_recording(0.1 * x, model, state["stats"], 2)
-    from pipeline import features
+    from spatialdc.pipeline import features
 
     def gain(y):
         return level_gain([np.abs(features.stft(y))], state["stats"])
@@ -161,8 +161,8 @@ def test_dccount_fits_a_head_that_dceval_and_dcsep_use(checkpoint, small_dataset
     import csv
     import json
 
-    from eval.cli import main as dceval
-    from eval.count_cli import main as dccount
+    from spatialdc.eval.cli import main as dceval
+    from spatialdc.eval.count_cli import main as dccount
 
     head = tmp_path / "head.json"
     r = CliRunner().invoke(dccount, ["--checkpoint", str(checkpoint), "--train", str(small_dataset / "train-*.h5"),

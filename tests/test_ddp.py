@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import load_checkpoint
-from trainer.distributed import GlobalBatchSampler
+from spatialdc.trainer.checkpoint import load_checkpoint
+from spatialdc.trainer.distributed import GlobalBatchSampler
 
 
 def test_global_batches_split_the_single_process_order():
@@ -32,9 +32,9 @@ def test_two_processes_match_one_process_on_the_combined_batch(small_dataset, tm
     common = ["--shards", str(small_dataset / "train-*.h5"), "--valid", str(small_dataset / "valid-*.h5"),
               "--layers", "1", "--hidden", "16", "--embedding-dim", "4", "--dropout", "0", "--chunk-frames", "40",
               "--num-workers", "0", "--max-steps", "1", "--epochs", "1", "--quiet", "--threads", "1"]
-    _run([sys.executable, "-m", "trainer", *common, "--batch-size", "4", "--out", str(tmp_path / "one")], tmp_path)
+    _run([sys.executable, "-m", "spatialdc.trainer", *common, "--batch-size", "4", "--out", str(tmp_path / "one")], tmp_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "trainer"]
+                "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "spatialdc.trainer"]
     _run([*torchrun, *common, "--batch-size", "2", "--out", str(tmp_path / "two")], tmp_path)
     one, two = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
     assert one["step"] == two["step"] == 1 and two["world_size"] == 2

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from eval.evaluate import evaluate
-from eval.report import summarize
-from pipeline import build, corpus, specs
+from spatialdc.eval.evaluate import evaluate
+from spatialdc.eval.report import summarize
+from spatialdc.pipeline import build, corpus, specs
 from tests.conftest import BUNDLED, ROOT
 
 

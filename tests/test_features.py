@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pipeline import acoustics, features, labels
+from spatialdc.pipeline import acoustics, features, labels
 
 
 def test_stft_shapes_follow_the_documented_framing():

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from pipeline import build, corpus, shards, specs
-from pipeline.cli import main
+from spatialdc.pipeline import build, corpus, shards, specs
+from spatialdc.pipeline.cli import main
 
 
 @pytest.fixture(scope="module")

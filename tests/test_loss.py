@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from trainer.loss import affinity_loss, one_hot_targets
+from spatialdc.trainer.loss import affinity_loss, one_hot_targets
 
 
 def naive_loss(v, y, w):

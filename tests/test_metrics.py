@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from eval.metrics import bss_eval, bss_eval_sets, mixture_scores, si_sdr
-from eval.separate import apply_masks, binary_masks
-from pipeline import features
+from spatialdc.pipeline.metrics import bss_eval, bss_eval_sets, mixture_scores, si_sdr
+from spatialdc.eval.separate import apply_masks, binary_masks
+from spatialdc.pipeline import features
 
 
 def seeded_case(seed, n=2, s=16000):
@@ -25,7 +25,7 @@ def test_backends_match_mir_eval_within_0_01_db(seed, n, backend):
 
 def test_batched_sets_equal_one_at_a_time_mir_eval_on_real_speech(small_dataset):
     """Three estimate sets of a real mixture scored against one factorization (mixture, oracle DS, oracle BPD)."""
-    from pipeline.shards import ShardSet, expand_shards
+    from spatialdc.pipeline.shards import ShardSet, expand_shards
 
     d = ShardSet(expand_shards(str(small_dataset / "test-*.h5"))).read(0)
     refs, mix = d["sources"], d["mixture"][0]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import build, features, render, shards, specs
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline import build, features, render, shards, specs
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 
 def test_specs_respect_the_paper_constraints(small_specs, small_manifest):
@@ -131,7 +131,7 @@ def test_num_mixtures_parsing():
 
 
 def test_verify_catches_a_truncated_and_a_tampered_shard(small_corpus, small_specs, tmp_path):
-    from pipeline.verify import verify_dataset
+    from spatialdc.pipeline.verify import verify_dataset
 
     build.render_dataset({"test": small_specs["test"]}, small_corpus, tmp_path, shard_size=2, workers=0,
                          progress=False)

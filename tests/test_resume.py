@@ -9,9 +9,9 @@ import time
 
 from click.testing import CliRunner
 
-from pipeline import shards
-from pipeline.cli import main as dcgen
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline import shards
+from spatialdc.pipeline.cli import main as dcgen
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 from tests.conftest import ROOT
 
 
@@ -30,7 +30,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_render(small_corpus, tmp_path
     assert r.exit_code == 0, r.output
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli"] + render_args(small_corpus, manifest, cut),
+    proc = subprocess.Popen([sys.executable, "-m", "spatialdc.pipeline.cli"] + render_args(small_corpus, manifest, cut),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list((cut / "fm2").glob("test-*.h5")):
@@ -60,10 +60,10 @@ def test_dctrain_killed_mid_run_resumes_to_the_same_weights(small_dataset, tmp_p
     weights of an uninterrupted run."""
     import torch
 
-    from trainer.checkpoint import load_checkpoint
+    from spatialdc.trainer.checkpoint import load_checkpoint
 
     def cmd(out):
-        return [sys.executable, "-m", "trainer", "--shards", str(small_dataset / "train-*.h5"), "--valid",
+        return [sys.executable, "-m", "spatialdc.trainer", "--shards", str(small_dataset / "train-*.h5"), "--valid",
                 str(small_dataset / "valid-*.h5"), "--layers", "1", "--hidden", "16", "--embedding-dim", "4",
                 "--batch-size", "4", "--chunk-frames", "40", "--num-workers", "0", "--epochs", "40", "--threads", "1",
                 "--quiet", "--out", str(out)]

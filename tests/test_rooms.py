@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from pipeline import acoustics, build, specs
-from pipeline.render import render_mixture
+from spatialdc.pipeline import acoustics, build, specs
+from spatialdc.pipeline.render import render_mixture
 
 
 def test_room_draw_is_seeded_and_places_sources_at_the_angles():

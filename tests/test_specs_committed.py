@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from pipeline import build, corpus, specs
+from spatialdc.pipeline import build, corpus, specs
 from tests.conftest import BUNDLED, ROOT
 
 SPEC_ROOT = ROOT / "data_manifests" / "datasets" / "librispeech-clips"

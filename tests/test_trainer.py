@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import load_checkpoint, model_from_checkpoint
-from trainer.config import TrainConfig
-from trainer.data import DeepClusteringDataset, input_stats, vtlp_source_bins, warp_frequencies
-from trainer.loop import train
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from spatialdc.trainer.config import TrainConfig
+from spatialdc.trainer.data import DeepClusteringDataset, input_stats, vtlp_source_bins, warp_frequencies
+from spatialdc.trainer.loop import train
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 
 def tiny_config(dataset, **kw):

@@ -1,4 +1,4 @@
-"""``python -m trainer`` (and ``torchrun ... -m trainer``) is ``dctrain``."""
+"""``python -m spatialdc.trainer`` (and ``torchrun ... -m spatialdc.trainer``) is ``dctrain``."""
 
 from .cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.atomic import atomic_path
+from spatialdc.pipeline.atomic import atomic_path
 
 from .config import TrainConfig
 from .model import DeepClusteringNet, build_model

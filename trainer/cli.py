@@ -56,7 +56,7 @@ def main(out, threads, quiet, **options) -> None:
     """Train a BLSTM deep-clustering network (Hershey et al. 2016) on DS, BPD or RPD targets; re-running the same
     command resumes from OUT/last.pt (with a larger --epochs or --max-minutes it goes on longer).
 
-    Several processes: torchrun --standalone --nproc-per-node 2 -m trainer [same options] (DDP, gloo backend)."""
+    Several processes: torchrun --standalone --nproc-per-node 2 -m spatialdc.trainer [same options] (DDP, gloo backend)."""
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -49,7 +49,7 @@ class TrainConfig:
 
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 
-    With several processes (``torchrun``, see :mod:`trainer.distributed`), ``batch_size`` is per process: one step
+    With several processes (``torchrun``, see :mod:`spatialdc.trainer.distributed`), ``batch_size`` is per process: one step
     averages the gradients of world_size x batch_size mixtures.
     """
 

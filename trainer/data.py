@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline import features, labels
-from pipeline.rng import rng_for
-from pipeline.shards import ShardSet
+from spatialdc.pipeline import features, labels
+from spatialdc.pipeline.rng import rng_for
+from spatialdc.pipeline.shards import ShardSet
 
 LOG_FLOOR = 1e-8
 

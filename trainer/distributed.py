@@ -1,6 +1,6 @@
 """Several training processes with DistributedDataParallel on the gloo backend (CPU).
 
-Launch with ``torchrun --standalone --nproc-per-node 2 -m trainer --shards ... --out runs/x``: torchrun sets
+Launch with ``torchrun --standalone --nproc-per-node 2 -m spatialdc.trainer --shards ... --out runs/x``: torchrun sets
 ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; every process reads the same shards, takes its
 slice of each global batch (:class:`GlobalBatchSampler`), and DDP averages the gradients, so one step equals one
 step of a single process on the combined batch. Only rank 0 writes the run directory.

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from pipeline.build import package_versions
-from pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline.build import package_versions
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed

@@ -1,6 +1,6 @@
 """Separation metrics: BSS Eval v3 (SDR, SIR, SAR) with the best permutation, and SI-SDR.
 
-Backends, all BSS Eval v3 with 512-tap distortion filters: ``batched`` (the default, :mod:`eval.bsseval`: every
+Backends, all BSS Eval v3 with 512-tap distortion filters: ``batched`` (the default, :mod:`spatialdc.pipeline.bsseval`: every
 estimate set of a mixture and its baseline scored against one factorization of the references' Gram matrix),
 ``fast_bss_eval`` (``fast_bss_eval.bss_eval_sources``, one set at a time) and ``mir_eval``
 (``mir_eval.separation.bss_eval_sources``, the reference implementation; Vincent et al. 2006).
