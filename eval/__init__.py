@@ -4,3 +4,12 @@
 if __name__ != "spatialdc.eval":
     raise ImportError(f"import spatialdc.eval, not {__name__}: the project's packages live in the spatialdc "
                       f"namespace (pip install -e . installs it)")
+
+
+def __getattr__(name: str):
+    """``from spatialdc.eval import Separator`` without importing torch for every user of this package."""
+    if name == "Separator":
+        from .separator import Separator
+
+        return Separator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,12 +72,27 @@ def resolve_count_head(checkpoint: str, count_head: str | None) -> str | None:
 
 def _load_model(checkpoint: str):
     if checkpoint not in _MODELS:
-        from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
+        from spatialdc.trainer.checkpoint import load_model
+        from spatialdc.trainer.config import TrainConfig
 
-        state = load_checkpoint(checkpoint)
-        model, config = model_from_checkpoint(state)
-        _MODELS[checkpoint] = (model, state["stats"], config)
+        model, state = load_model(checkpoint)
+        _MODELS[checkpoint] = (model, state["stats"], TrainConfig.from_dict(state["config"]))
     return _MODELS[checkpoint]
+
+
+def check_model_fits_shards(checkpoint: str, shards: ShardSet) -> None:
+    """Load the checkpoint (refusing a junk or foreign file) and check its model takes the shards' spectra, before
+    any work starts.
+
+    Raises:
+        FileNotFoundError: no such checkpoint. ValueError: not a model of this project, or trained on another
+            number of frequencies than the shards hold.
+    """
+    _, stats, _ = _load_model(checkpoint)
+    freqs = {int(a["n_fft"]) // 2 + 1 for a in shards.attrs}
+    if freqs != {len(stats["mean"])}:
+        raise ValueError(f"{checkpoint} takes spectra of {len(stats['mean'])} frequencies but the shards hold "
+                         f"{sorted(freqs)}; render them with the STFT the model was trained on")
 
 
 def method_name(target: str) -> str:
@@ -173,12 +188,15 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
         rows sorted by (mixture_id, method, source); see :func:`evaluate_task`.
 
     Raises:
-        FileNotFoundError: no shard matches, or the checkpoint is missing.
+        FileNotFoundError: no shard matches, or the checkpoint is missing. ValueError: a junk or foreign
+            checkpoint, or one that does not fit the shards (checked before any mixture is scored); a shard that
+            cannot be read (:class:`~spatialdc.pipeline.shards.ShardReadError`).
     """
     paths = tuple(str(p) for p in expand_shards(shard_patterns))
-    if checkpoint and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found; train one with `dctrain`")
-    count = len(ShardSet(paths))
+    shard_set = ShardSet(paths)
+    if checkpoint:
+        check_model_fits_shards(str(checkpoint), shard_set)
+    count = len(shard_set)
     if max_mixtures:
         count = min(count, max_mixtures)
     if not checkpoint and not oracles:

@@ -29,6 +29,20 @@ def write_csv(path: str | Path, rows: Sequence[dict], provenance: dict | None = 
         write_text_atomic(Path(str(path) + ".json"), json.dumps(provenance, indent=1, sort_keys=True))
 
 
+def read_csv(path: str | Path) -> list[dict]:
+    """Rows of a report written by :func:`write_csv`, numbers as float (NaN for empty), other fields as text.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"report {path} not found; write one with dceval --report")
+    numeric = set(METRICS) | {"si_sdr", "sdr_mix", "si_sdr_mix", "seconds", "min_angle_gap_deg"}
+    with path.open(newline="") as fh:
+        return [{k: (float(v) if k in numeric and v != "" else v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
 def _true(v) -> bool:
     return v is True or str(v).lower() == "true"
 

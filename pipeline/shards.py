@@ -138,6 +138,10 @@ def shard_matches(path: str | Path, specs: Sequence[MixtureSpec]) -> bool:
         return False
 
 
+class ShardReadError(ValueError):
+    """A shard that opened but cannot be read (corrupt or truncated data)."""
+
+
 def expand_shards(patterns: str | Sequence[str]) -> list[Path]:
     """Expand glob patterns (or plain paths) into a sorted list of shard paths.
 
@@ -203,8 +207,23 @@ class ShardSet:
         return int(self.attrs[self.index[i][0]]["num_speakers"])
 
     def read(self, i: int, fields: Sequence[str] = ARRAY_FIELDS) -> dict[str, np.ndarray]:
-        """Arrays of mixture ``i`` (see the module table), plus ``"spec"`` if asked for (a MixtureSpec)."""
+        """Arrays of mixture ``i`` (see the module table), plus ``"spec"`` if asked for (a MixtureSpec).
+
+        Raises:
+            ShardReadError: the shard cannot be read there (corrupt or truncated file, missing field); the message
+                names the file and row and says how to find and replace broken shards.
+        """
         k, row = self.index[i]
+        try:
+            return self._read_row(k, row, fields)
+        except (OSError, KeyError, ValueError) as exc:
+            path = self.paths[k]
+            raise ShardReadError(
+                f"cannot read mixture {row} of shard {path} ({type(exc).__name__}: {exc}): the file is corrupt or "
+                f"truncated. `dcgen verify {path.parent}` lists the broken shards; delete them and re-run the "
+                f"`dcgen render` command that made them (it renders only what is missing)") from exc
+
+    def _read_row(self, k: int, row: int, fields: Sequence[str]) -> dict:
         h5 = self._file(k)
         out: dict = {}
         for name in fields:

@@ -105,7 +105,7 @@ def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(check
 
 def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     """The network sees every recording at its training level, so a 20 dB quieter copy gives the same masks."""
-    from spatialdc.eval.dcsep import level_gain, separate_recording
+    from spatialdc.eval.separator import level_gain, separate_recording
     from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(checkpoint)

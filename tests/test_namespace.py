@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "trainer", "eval")
+PACKAGES = ("pipeline", "trainer", "eval", "models")
 OLD_IMPORT = re.compile(r"^\s*(from|import)\s+(pipeline|trainer|eval)\b", re.MULTILINE)
 
 

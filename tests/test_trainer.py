@@ -34,7 +34,10 @@ def test_training_writes_a_self_describing_run_and_resumes(small_dataset, tmp_pa
         assert (tmp_path / name).is_file(), name
     state = load_checkpoint(tmp_path / "best.pt")
     model, cfg = model_from_checkpoint(state)
-    assert cfg == config and {"model", "optimizer", "stats", "step", "best_val", "versions"} <= set(state)
+    assert cfg == config and {"model", "stats", "step", "best_val", "versions"} <= set(state)
+    # best.pt holds what inference needs; last.pt also what a resume needs
+    assert not {"optimizer", "scheduler", "rng"} & set(state)
+    assert {"model", "optimizer", "rng", "stats"} <= set(load_checkpoint(tmp_path / "last.pt"))
     # a new run directory starts over
     second = train(tiny_config(small_dataset, epochs=2), tmp_path / "x", progress=False)
     assert second["steps"] == 4

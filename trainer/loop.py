@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from spatialdc.pipeline.build import package_versions
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import inference_state, load_checkpoint, save_checkpoint
 from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
@@ -57,8 +57,9 @@ def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Train (or resume) a deep-clustering model into ``out_dir``.
 
-    Writes ``config.json``, ``log.csv`` (one row per epoch), ``last.pt`` (every epoch), ``best.pt`` (best validation
-    loss) and ``loss.png``. If ``out_dir/last.pt`` exists and holds the same config (up to the budget and loading
+    Writes ``config.json``, ``log.csv`` (one row per epoch), ``last.pt`` (every epoch: everything a resume needs),
+    ``best.pt`` (best validation loss: what inference needs, :func:`~spatialdc.trainer.checkpoint.inference_state`)
+    and ``loss.png``. If ``out_dir/last.pt`` exists and holds the same config (up to the budget and loading
     fields of ``RESUMABLE_CHANGES``: a run can be given more epochs or minutes), training resumes from it; else a
     run with ``config.init_from`` starts from that checkpoint's weights and input statistics (:func:`warm_start`).
 
@@ -182,7 +183,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         if valid_loss < best_val:
             best_val = valid_loss
             if main_process:
-                save_checkpoint(out / "best.pt", state)
+                save_checkpoint(out / "best.pt", inference_state(state))  # weights, stats, config: no optimizer
         if main_process:
             save_checkpoint(last, state)
             write_log(out / "log.csv", history)

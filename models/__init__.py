@@ -1,0 +1,72 @@
+"""The models that ship with the project (``spatialdc.models``): ``NAME.pt``, an inference checkpoint (weights, input
+statistics, config, provenance and its card, no optimizer state), and ``NAME.md``, the same card for people
+(command, corpora, speakers, mixtures, CPU budget, validation and test numbers). Files are package data, opened with
+``importlib.resources`` so they work from a wheel as from a clone.
+
+    dcsep --list-models
+    dcsep talk.wav                      # the default model, DEFAULT_MODEL
+    dcsep talk.wav --model f2-bpd
+    dceval --checkpoint models/fm2-bpd.pt --shards 'data/fm2/test-*.h5'
+"""
+
+from __future__ import annotations
+
+import contextlib
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+# pyproject.toml maps the folder models/ to spatialdc.models; nothing installs a bare "models"
+if __name__ != "spatialdc.models":
+    raise ImportError(f"import spatialdc.models, not {__name__}: the project's packages live in the spatialdc "
+                      f"namespace (pip install -e . installs it)")
+
+# The model dcsep and Separator.from_pretrained() use without a name: the best fm2 BPD model until a model trained on
+# all gender mixes ("any") beats it on same-gender pairs (RESULTS.md, "Shipped models").
+DEFAULT_MODEL = "fm2-bpd"
+
+
+def names() -> list[str]:
+    """Names of the shipped models (``NAME.pt`` files of this package), sorted."""
+    return sorted(p.name[:-3] for p in resources.files(__name__).iterdir() if p.name.endswith(".pt"))
+
+
+@contextlib.contextmanager
+def model_path(name: str | None = None) -> Iterator[Path]:
+    """A file-system path to shipped model ``name`` (default :data:`DEFAULT_MODEL`), valid inside the ``with``.
+
+    Raises:
+        ValueError: no shipped model of that name (the message lists those there are).
+    """
+    name = name or DEFAULT_MODEL
+    ref = resources.files(__name__) / f"{name}.pt"
+    if not ref.is_file():
+        there = ", ".join(names()) or "none"
+        raise ValueError(f"no shipped model {name!r}; shipped models: {there} (dcsep --list-models), or give a "
+                         f"checkpoint of your own")
+    with resources.as_file(ref) as path:
+        yield path
+
+
+def card(name: str) -> dict:
+    """The card stored in shipped model ``name`` (see :func:`spatialdc.models.ship.make_card`).
+
+    Raises:
+        ValueError: no such model, or a model without a card.
+    """
+    from spatialdc.trainer.checkpoint import load_checkpoint
+
+    with model_path(name) as path:
+        state = load_checkpoint(path)
+    if not state.get("card"):
+        raise ValueError(f"shipped model {name} has no card")
+    return state["card"]
+
+
+def summary_line(name: str) -> str:
+    """One line per model for ``dcsep --list-models``: name, target, training data, budget, its test numbers."""
+    c = card(name)
+    tests = "; ".join(f"{k} {v['sdri_mean']:.2f} dB" for k, v in c.get("test", {}).items()) or "no test numbers"
+    default = " (default)" if name == DEFAULT_MODEL else ""
+    return (f"{name}{default}: DC {c['target'].upper()} trained on {c['training_data']}, {c['budget']}; "
+            f"test SDRi {tests}")
