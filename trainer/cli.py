@@ -8,6 +8,7 @@ import click
 
 from . import distributed
 from .config import LR_SCHEDULES, TARGETS, TrainConfig
+from .precision import PRECISIONS
 from .loop import train
 
 D = TrainConfig.__dataclass_fields__
@@ -36,6 +37,12 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--num-workers", type=int, default=D["num_workers"].default, help="DataLoader worker processes.")
 @click.option("--max-minutes", type=float, default=D["max_minutes"].default,
               help="Wall-clock budget: stop (validate, save) once this many minutes are spent (0 = none).")
+@click.option("--max-cpu-minutes", type=float, default=D["max_cpu_minutes"].default,
+              help="Budget in CPU time of the training process (all threads): the same budget whatever else the "
+                   "machine runs (0 = none).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=D["precision"].default,
+              help="auto: fused normalization + loss, bf16 output layer where the CPU has native bf16 (AVX-512 BF16 "
+                   "/ AMX); fp32: the reference step (earlier versions' weights bit for bit); bf16: forced.")
 @click.option("--max-steps", type=int, default=D["max_steps"].default,
               help="Stop after this many optimizer steps in all (0 = none).")
 @click.option("--valid-mixtures", type=int, default=D["valid_mixtures"].default,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .precision import PRECISIONS
+
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
-RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_steps", "patience", "num_workers", "cache_gb"})
+RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
+                               "cache_gb"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class TrainConfig:
             (:func:`trainer.data.vtlp_source_bins`), the same warp for input, targets and loss weights. Validation
             is never warped. Off by default: at 0.1 it did not lower the validation loss of a model trained from
             scratch, but as fine-tuning of a plateaued model (``init_from``) it did, 0.1785 -> 0.1763 (RESULTS.md).
+        precision: ``"auto"`` (the fast step: fused normalization and loss, bf16 output layer where the CPU has
+            native bf16), ``"fp32"`` (the reference step: the weights of earlier versions bit for bit) or ``"bf16"``
+            (forced); see :mod:`spatialdc.trainer.precision`. The step used is recorded in checkpoints.
+        max_cpu_minutes: budget in CPU time of the training process (all its threads; loader processes not
+            counted), 0: none. Unlike ``max_minutes`` it does not depend on what else the machine runs, so runs
+            made beside other work (niced) get the same budget; a 2-thread run uses up to 2 CPU-minutes per minute.
         init_from: path of a ``dctrain`` checkpoint whose weights and input statistics start this run (fine-tuning,
             e.g. with ``freq_warp`` after the validation loss has stopped falling); the optimizer, step count and
             schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
@@ -76,6 +85,8 @@ class TrainConfig:
     cache_gb: float = 4.0
     freq_warp: float = 0.0
     init_from: str = ""
+    precision: str = "auto"
+    max_cpu_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -93,6 +104,10 @@ class TrainConfig:
                              "must be >= 0")
         if not 0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if self.max_cpu_minutes < 0:
+            raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -20,16 +21,20 @@ from .checkpoint import inference_state, load_checkpoint, save_checkpoint
 from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
-from .loss import affinity_loss, one_hot_targets
+from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
+from .precision import REFERENCE, StepMode, resolve
 from .model import build_model
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "step", "train_loss", "valid_loss", "lr", "train_seconds", "seconds"]
+LOG_FIELDS = ["epoch", "step", "train_loss", "valid_loss", "lr", "train_seconds", "seconds", "cpu_seconds",
+              "step_mode"]
 
 
-def batch_loss(model: torch.nn.Module, batch: dict, target: str) -> torch.Tensor:
-    """Affinity loss of one batch. batch: x (B, T, F), y (B, T, F) int or (B, T, F, 1) float, w (B, T, F), n (B,)."""
-    v = model(batch["x"])  # (B, T, F, D)
+def batch_loss(model: torch.nn.Module, batch: dict, target: str, mode: StepMode = REFERENCE) -> torch.Tensor:
+    """Affinity loss of one batch. batch: x (B, T, F), y (B, T, F) int or (B, T, F, 1) float, w (B, T, F), n (B,).
+    ``mode``: the reference step (autograd through normalization and loss) or the fast one (fused loss, bf16 dense
+    layer where chosen), see :mod:`spatialdc.trainer.precision`."""
+    v = model(batch["x"], normalize=not mode.fused, dense_bf16=mode.dense_bf16)  # (B, T, F, D)
     b = v.shape[0]
     if target == "rpd":
         y = batch["y"].reshape(b, -1, 1)  # (B, L, 1)
@@ -38,7 +43,8 @@ def batch_loss(model: torch.nn.Module, batch: dict, target: str) -> torch.Tensor
         if not bool((n == n[0]).all()):
             raise ValueError(f"a batch mixes mixtures of {sorted(set(n.tolist()))} sources; train on one N at a time")
         y = one_hot_targets(batch["y"].reshape(b, -1), int(n[0]))  # (B, L, N)
-    return affinity_loss(v.reshape(b, -1, v.shape[-1]), y, batch["w"].reshape(b, -1))
+    loss = fused_affinity_loss if mode.fused else affinity_loss
+    return loss(v.reshape(b, -1, v.shape[-1]), y, batch["w"].reshape(b, -1))
 
 
 @torch.no_grad()
@@ -47,7 +53,7 @@ def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
-        total += batch_loss(model, batch, target).item() * batch["x"].shape[0]
+        total += batch_loss(model, batch, target).item() * batch["x"].shape[0]  # reference step: comparable losses
         count += batch["x"].shape[0]
     model.train()
     total, count = distributed.all_sum([total, float(count)])
@@ -128,13 +134,13 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     sampler = distributed.GlobalBatchSampler(len(train_data), config.batch_size, rank, world_size, config.seed,
                                              drop_last=len(train_data) > config.batch_size * world_size)
     stale = sum(1 for _ in _since_best(history))
+    mode = resolve(config.precision)
+    log.info("training step: %s (--precision %s)", mode.name, config.precision)
     t0 = time.perf_counter()
-    spent = history[-1]["seconds"] if history else 0.0  # time of earlier sessions of this run
-    budget = config.max_minutes * 60 if config.max_minutes else float("inf")
-    reserve = 0.0  # seconds kept for the validation that ends an epoch cut short by the budget
+    budget = Budget(config.max_minutes, config.max_cpu_minutes, history)
+
     def out_of_time() -> bool:
-        over = spent + time.perf_counter() - t0 + reserve >= budget
-        return distributed.rank0_decides(over) if budget < float("inf") else False
+        return distributed.rank0_decides(budget.spent()) if budget.limited else False
 
     def out_of_steps() -> bool:
         return bool(config.max_steps) and step >= config.max_steps
@@ -150,7 +156,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or not main_process,
                    unit="batch")
         for batch in bar:
-            loss = batch_loss(net, batch, config.target)
+            loss = batch_loss(net, batch, config.target, mode)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad > 0:
@@ -162,12 +168,11 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             if out_of_steps():
                 break
             if out_of_time():
-                log.info("time budget of %.1f minutes spent: ending epoch %d early", config.max_minutes, epoch + 1)
+                log.info("time budget (%s) spent: ending epoch %d early", budget.describe(), epoch + 1)
                 break
         train_seconds = time.perf_counter() - epoch_t0
-        valid_t0 = time.perf_counter()
-        valid_loss = validate(model, valid_loader, config.target)
-        reserve = time.perf_counter() - valid_t0
+        with budget.validation():
+            valid_loss = validate(model, valid_loader, config.target)
         epoch += 1
         lr_now = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
@@ -175,11 +180,13 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         train_loss = distributed.all_sum([float(np.sum(losses)), float(len(losses))])
         history.append({"epoch": epoch, "step": step, "train_loss": train_loss[0] / max(train_loss[1], 1),
                         "valid_loss": valid_loss, "lr": lr_now, "train_seconds": round(train_seconds, 2),
-                        "seconds": round(spent + time.perf_counter() - t0, 2)})
+                        "seconds": round(budget.wall(), 2), "cpu_seconds": round(budget.cpu(), 2),
+                        "step_mode": mode.name})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
                  "stats": stats, "epoch": epoch, "step": step, "best_val": min(best_val, valid_loss),
                  "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size}
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size,
+                 "precision": mode.name}
         if valid_loss < best_val:
             best_val = valid_loss
             if main_process:
@@ -193,6 +200,46 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                  best_val)
     return {"out": str(out), "epochs": epoch, "steps": step, "best_valid_loss": best_val,
             "seconds": time.perf_counter() - t0, "history": history}
+
+
+class Budget:
+    """Wall-clock and CPU-time budgets of a run, counted across resumed sessions (from the history's last epoch).
+
+    The epoch in progress is cut short early enough to leave time for one more validation, as long as the last
+    one took (in wall-clock and in CPU time).
+    """
+
+    def __init__(self, minutes: float, cpu_minutes: float, history: list[dict]):
+        self.wall_limit = minutes * 60 if minutes else float("inf")
+        self.cpu_limit = cpu_minutes * 60 if cpu_minutes else float("inf")
+        self.limited = bool(minutes or cpu_minutes)
+        last = history[-1] if history else {}
+        self.wall_before, self.cpu_before = last.get("seconds", 0.0), last.get("cpu_seconds", 0.0)
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        self.reserve_wall = self.reserve_cpu = 0.0
+
+    def wall(self) -> float:
+        """Seconds of wall-clock time of the run, earlier sessions included."""
+        return self.wall_before + time.perf_counter() - self.wall0
+
+    def cpu(self) -> float:
+        """Seconds of CPU time of the training process (all threads), earlier sessions included."""
+        return self.cpu_before + time.process_time() - self.cpu0
+
+    def spent(self) -> bool:
+        return (self.wall() + self.reserve_wall >= self.wall_limit) or (self.cpu() + self.reserve_cpu >= self.cpu_limit)
+
+    def describe(self) -> str:
+        parts = [f"{self.wall_limit / 60:.1f} min" if self.wall_limit < float("inf") else "",
+                 f"{self.cpu_limit / 60:.1f} CPU-min" if self.cpu_limit < float("inf") else ""]
+        return " / ".join(p for p in parts if p)
+
+    @contextlib.contextmanager
+    def validation(self):
+        """Time a validation: its cost is reserved at the end of the next epoch."""
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        yield
+        self.reserve_wall, self.reserve_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
 
 
 def warm_start(config: TrainConfig, train_set: ShardSet) -> dict:

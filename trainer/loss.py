@@ -50,3 +50,63 @@ def affinity_loss(embeddings: torch.Tensor, targets: torch.Tensor, weights: torc
     per_mixture = vtv.pow(2).sum((1, 2)) - 2 * vty.pow(2).sum((1, 2)) + yty.pow(2).sum((1, 2))  # (B,)
     norm = weights.sum(1).clamp_min(1.0) ** 2  # (B,)
     return (per_mixture / norm).mean()
+
+
+class _FusedAffinityLoss(torch.autograd.Function):
+    """Unit normalization, silence weights and the low-rank affinity loss as one autograd node, with the analytic
+    gradient: fewer passes over the (B, L, D) embeddings than autograd's graph of the same expression."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min_(NORM_EPS)  # (B, L, 1), as F.normalize
+        scale = weights.unsqueeze(-1) / norm  # (B, L, 1): w / |z|
+        vw = z * scale  # (B, L, D) = w v, v = z / |z|
+        yw = targets * weights.unsqueeze(-1)  # (B, L, C)
+        vt = vw.transpose(1, 2)  # (B, D, L)
+        a = torch.bmm(vt, vw)  # (B, D, D) = V^T V
+        c = torch.bmm(vt, yw)  # (B, D, C) = V^T Y
+        e = torch.bmm(yw.transpose(1, 2), yw)  # (B, C, C) = Y^T Y
+        n2 = weights.sum(1).clamp_min(1.0) ** 2  # (B,)
+        per_mixture = (a.square().sum((1, 2)) - 2 * c.square().sum((1, 2)) + e.square().sum((1, 2))) / n2
+        ctx.save_for_backward(z, vw, yw, scale, norm, a, c, n2)
+        return per_mixture.mean()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        z, vw, yw, scale, norm, a, c, n2 = ctx.saved_tensors
+        k = (grad * 4 / (z.shape[0] * n2)).view(-1, 1, 1)  # (B, 1, 1): d(mean_b loss_b / n2_b)
+        # dL/d(wv) = 4 (wv (V^T V) - wY (V^T Y)^T) / n2 (Hershey et al. 2016, eq. 3 differentiated)
+        g = torch.baddbmm(torch.bmm(vw, a), yw, c.transpose(1, 2), alpha=-1)  # (B, L, D), times k below
+        # through wv = w z / |z|: dz = (w / |z|) (g - v (v . g)), v = z / |z|
+        dot = (z * g).sum(-1, keepdim=True)  # (B, L, 1) = |z| (v . g)
+        coef = k * scale  # (B, L, 1)
+        dz = g.mul_(coef).addcmul_(z, coef * dot / norm.square(), value=-1)
+        return dz, None, None
+
+
+NORM_EPS = 1e-12  # torch.nn.functional.normalize's eps: v = z / max(|z|, eps)
+
+
+def fused_affinity_loss(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of :func:`affinity_loss` on the unit-normalized ``z``, computed in one autograd node.
+
+    Equal to ``affinity_loss(F.normalize(z, dim=-1), targets, weights)`` up to float rounding (tests: 1e-5
+    relative on random inputs and real mixtures, value and gradient), about 40 % less time for the normalization
+    and the loss together (RESULTS.md, training throughput).
+
+    Args:
+        z: (B, L, D) float32, the network's embeddings before unit normalization.
+        targets: (B, L, C) float32: one-hot (DS, BPD) or real-valued (RPD, C = 1).
+        weights: (B, L) float32 loss weights (0 for silent bins). None: all bins count.
+
+    Returns:
+        scalar tensor, the mean over the batch of |VV^T - YY^T|_F^2 / (sum of weights)^2.
+
+    Raises:
+        ValueError: shapes that differ in (B, L).
+    """
+    if z.shape[:2] != targets.shape[:2]:
+        raise ValueError(f"embeddings {tuple(z.shape)} and targets {tuple(targets.shape)} differ in (B, L)")
+    if weights is None:
+        weights = z.new_ones(z.shape[:2])
+    return _FusedAffinityLoss.apply(z, targets.to(z.dtype), weights.to(z.dtype))

@@ -28,15 +28,22 @@ class DeepClusteringNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(2 * hidden, num_freqs * embedding_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_with_states(x)[0]
+    def forward(self, x: torch.Tensor, normalize: bool = True, dense_bf16: bool = False) -> torch.Tensor:
+        """Embeddings (B, T, F, D) float32: unit-norm, or with ``normalize=False`` the dense layer's raw output
+        (the fused loss normalizes it itself). ``dense_bf16``: the dense layer's product in bfloat16 (CPU autocast;
+        only where the CPU has native bf16, see :mod:`spatialdc.trainer.precision`), its output back in float32."""
+        v, _ = self.embed_with_states(x, normalize, dense_bf16)
+        return v
 
-    def embed_with_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_with_states(self, x: torch.Tensor, normalize: bool = True,
+                          dense_bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(embeddings (B, T, F, D), last BLSTM layer's outputs (B, T, 2H)); the states feed the count head."""
         b, t, f = x.shape
         h, _ = self.blstm(x)  # (B, T, 2H)
-        v = self.dense(self.dropout(h)).view(b, t, f, self.embedding_dim)  # (B, T, F, D)
-        return nn.functional.normalize(v, dim=-1), h
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dense_bf16):
+            v = self.dense(self.dropout(h))  # (B, T, F * D)
+        v = v.float().view(b, t, f, self.embedding_dim)  # (B, T, F, D)
+        return (nn.functional.normalize(v, dim=-1) if normalize else v), h
 
 
 def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:

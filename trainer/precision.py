@@ -1,0 +1,66 @@
+"""Which arithmetic a training or inference step uses (``--precision``).
+
+- ``fp32``: the reference step, float32 throughout, autograd through unit normalization and the low-rank loss; it
+  reproduces the weights of runs made before ``--precision`` existed bit for bit.
+- ``auto`` (the default): the fast step: unit normalization and loss fused into one autograd node with its
+  analytic gradient (:func:`spatialdc.trainer.loss.fused_affinity_loss`), and the dense output layer's matrix
+  products in bfloat16 where the CPU has native bf16 instructions (AVX-512 BF16 or AMX, as oneDNN uses them),
+  float32 elsewhere.
+- ``bf16``: the fast step with the bf16 dense layer forced, even where the CPU emulates bf16 (for tests; on a CPU
+  without the instructions it is many times slower: RESULTS.md).
+
+The BLSTM stays in float32 in every mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class StepMode:
+    """How a step computes: ``fused`` loss, ``dense_bf16`` output layer; ``name`` is what checkpoints record."""
+
+    fused: bool
+    dense_bf16: bool
+
+    @property
+    def name(self) -> str:
+        if not self.fused:
+            return "fp32"
+        return "bf16-dense+fused-loss" if self.dense_bf16 else "fp32+fused-loss"
+
+
+REFERENCE = StepMode(fused=False, dense_bf16=False)
+
+
+def native_bf16() -> bool:
+    """True if this CPU has native bf16 matrix instructions that oneDNN uses (AVX-512 BF16 or AMX tiles)."""
+    try:
+        has_isa = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return has_isa and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # an older or differently built torch: take the safe path
+        return False
+
+
+def resolve(precision: str) -> StepMode:
+    """The step a ``--precision`` value gives on this machine.
+
+    Raises:
+        ValueError: not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision == "fp32":
+        return REFERENCE
+    native = native_bf16()
+    if precision == "bf16" and not native:
+        log.warning("--precision bf16 on a CPU without native bf16 instructions: bf16 products are emulated and "
+                    "much slower than float32; use --precision auto")
+    return StepMode(fused=True, dense_bf16=precision == "bf16" or native)
