@@ -40,7 +40,7 @@ class ShardTask:
 
     path: str
     specs: tuple
-    corpus_dir: str
+    corpus_dir: str | dict  # the corpus folder, or corpus name -> folder for specs of several corpora
     provenance: dict
 
 
@@ -145,7 +145,70 @@ def load_or_make_manifest(corpus_dir: Path, manifest: Path | None, seed: int,
     return utts
 
 
-def plan_dataset(utterances, corpus_dir: Path, config: specs_mod.RenderConfig, seed: int, gender: str,
+DEFAULT_MANIFEST_DIR = Path("data_manifests/corpora")
+
+
+@dataclass
+class CorpusSource:
+    """The utterances to plan from and where their audio is.
+
+    Attributes:
+        utterances: the manifest (for several corpora, their union: :func:`spatialdc.pipeline.corpus.union_manifests`).
+        corpus: the corpus folder, or for several corpora the mapping name -> folder (what rendering reads from).
+        name: the corpus's name (its folder name), or the names joined by ``+``.
+    """
+
+    utterances: list
+    corpus: Path | dict
+    name: str
+
+
+def open_corpora(corpus_dirs: Sequence[Path], manifest: Path | None, seed: int, min_age: int = 0) -> CorpusSource:
+    """Read (or scan and write) the manifest of each corpus folder and, for several, their union; keep speakers of
+    known age >= ``min_age`` (speakers of unknown age are kept: e.g. LibriSpeech's readers, all adults).
+
+    Args:
+        corpus_dirs: one or more corpus folders (their folder names name them).
+        manifest: the manifest of a single corpus [default: data_manifests/corpora/<name>.csv]; with several
+            corpora each has its default manifest.
+
+    Raises:
+        FileNotFoundError: a missing folder. ValueError: the same corpus given twice, --manifest with several
+            corpora, or --min-age with no speaker of known age (no spk2age).
+    """
+    dirs = [Path(d) for d in corpus_dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"corpus folder {d} does not exist; pass --corpus DIR "
+                                    "(the bundled one is corpora/librispeech-clips)")
+    seen: dict = {}
+    for d in dirs:
+        for key in (d.resolve(), d.name):
+            if key in seen:
+                raise ValueError(f"the same corpus is given twice: {seen[key]} and {d} (corpora are named by their "
+                                 f"folder); give each corpus once")
+            seen[key] = d
+    if len(dirs) > 1 and manifest is not None:
+        raise ValueError("--manifest names one corpus's manifest; with several --corpus folders each uses "
+                         f"{DEFAULT_MANIFEST_DIR}/<name>.csv")
+    per_corpus = [(d.name, load_or_make_manifest(d, manifest or DEFAULT_MANIFEST_DIR / f"{d.name}.csv", seed))
+                  for d in dirs]
+    if len(dirs) == 1:
+        source = CorpusSource(per_corpus[0][1], dirs[0], dirs[0].name)
+    else:
+        source = CorpusSource(corpus_mod.union_manifests(per_corpus), {d.name: d for d in dirs},
+                              "+".join(d.name for d in dirs))
+    if min_age:
+        if not any(u.age >= 0 for u in source.utterances):
+            raise ValueError(f"--min-age {min_age}: no speaker of {source.name} has a known age (a Kaldi spk2age "
+                             f"file gives them); drop --min-age")
+        young = {u.speaker for u in source.utterances if 0 <= u.age < min_age}
+        source.utterances = [u for u in source.utterances if u.speaker not in young]
+        log.info("--min-age %d: left out %d speakers under %d years", min_age, len(young), min_age)
+    return source
+
+
+def plan_dataset(utterances, corpus_dir: Path | dict, config: specs_mod.RenderConfig, seed: int, gender: str,
                  num_speakers: int, sizes: dict[str, int]) -> dict[str, list[specs_mod.MixtureSpec]]:
     """Specs per split for one dataset (raises ValueError with the numbers if impossible)."""
     planner = specs_mod.Planner(utterances, lambda u: corpus_mod.load_audio(u, corpus_dir, config.sample_rate),
@@ -155,7 +218,7 @@ def plan_dataset(utterances, corpus_dir: Path, config: specs_mod.RenderConfig, s
     return {split: planner.plan(gender, num_speakers, split, n) for split, n in sizes.items()}
 
 
-def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpus_dir: Path, out_dir: Path,
+def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpus_dir: Path | dict, out_dir: Path,
                    shard_size: int, workers: int, threads_per_worker: int = 1, scheduler: str | None = None,
                    provenance: dict | None = None, progress: bool = True) -> dict:
     """Render specs into ``out_dir/<dataset>/<split>-NNNNN.h5``; skip shards already complete (resume).
@@ -197,7 +260,7 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
     }
 
 
-def shard_tasks(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], ddir: Path, corpus_dir: Path,
+def shard_tasks(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], ddir: Path, corpus_dir: Path | dict,
                 shard_size: int, provenance: dict) -> list[ShardTask]:
     """One task per shard ``ddir/<split>-NNNNN.h5`` of ``shard_size`` consecutive specs; each shard's provenance
     also names its split's specs by their SHA-256 (hashed once per split: 50 ms per 400 specs)."""
@@ -205,8 +268,8 @@ def shard_tasks(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], ddir: Pa
     for split, specs in specs_by_split.items():
         split_provenance = dict(provenance, specs_sha256=specs_mod.specs_hash(specs))
         for k, chunk in enumerate(chunked(specs, shard_size)):
-            tasks.append(ShardTask(str(ddir / f"{split}-{k:05d}.h5"), tuple(chunk), str(corpus_dir),
-                                   split_provenance))
+            where = {name: str(folder) for name, folder in corpus_dir.items()} if isinstance(corpus_dir, dict) else str(corpus_dir)
+            tasks.append(ShardTask(str(ddir / f"{split}-{k:05d}.h5"), tuple(chunk), where, split_provenance))
     return tasks
 
 
@@ -235,25 +298,27 @@ def label_quality(results: Sequence[ShardResult]) -> dict:
     return report
 
 
-def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path) -> dict:
-    return {"render_config": asdict(config), "seed": seed, "corpus": corpus_dir.name}
+def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path | dict) -> dict:
+    """What shards record of how they were made (options at their defaults since they were added are left out)."""
+    render_config = asdict(config)
+    if not render_config["speed_perturb"]:
+        del render_config["speed_perturb"]
+    names = sorted(corpus_dir) if isinstance(corpus_dir, dict) else Path(corpus_dir).name
+    return {"render_config": render_config, "seed": seed, "corpus": names}
 
 
-def render(corpus_dir: Path, manifest: Path | None, out_dir: Path, gender: str, num_speakers: int,
+def render(source: CorpusSource, out_dir: Path, gender: str, num_speakers: int,
            splits: Sequence[str], num_mixtures: str | None, config: specs_mod.RenderConfig, seed: int,
            shard_size: int, workers: int, threads_per_worker: int = 1, scheduler: str | None = None,
            progress: bool = True) -> dict:
-    """Plan and render one dataset (``dcgen render``). Returns the summary of :func:`render_dataset`."""
-    if not corpus_dir.is_dir():
-        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; pass --corpus DIR "
-                                "(the bundled one is corpora/librispeech-clips)")
+    """Plan and render one dataset (``dcgen render``) from :func:`open_corpora`'s source. Returns the summary of
+    :func:`render_dataset`."""
     if shard_size < 1:
         raise ValueError(f"--shard-size must be >= 1, got {shard_size}")
-    utts = load_or_make_manifest(corpus_dir, manifest, seed)
     sizes = parse_sizes(num_mixtures, splits)
-    by_split = plan_dataset(utts, corpus_dir, config, seed, gender, num_speakers, sizes)
-    return render_dataset(by_split, corpus_dir, out_dir, shard_size, workers, threads_per_worker, scheduler,
-                          config_provenance(config, seed, corpus_dir), progress)
+    by_split = plan_dataset(source.utterances, source.corpus, config, seed, gender, num_speakers, sizes)
+    return render_dataset(by_split, source.corpus, out_dir, shard_size, workers, threads_per_worker, scheduler,
+                          config_provenance(config, seed, source.corpus), progress)
 
 
 def format_summary(summary: dict) -> str:
@@ -286,16 +351,15 @@ def estimate(num_speakers: int, num_mixtures: int, workers: int) -> tuple[int, f
             num_mixtures * per / max(workers, 1))
 
 
-def dry_run(corpus_dir: Path, manifest: Path | None, datasets: Sequence[tuple[str, int]], splits: Sequence[str],
+def dry_run(source: CorpusSource, datasets: Sequence[tuple[str, int]], splits: Sequence[str],
             num_mixtures: str | None, config: specs_mod.RenderConfig, seed: int, workers: int) -> list[dict]:
     """Check every requested (gender, N, split) and project its size and time; render nothing.
 
     Raises:
         ValueError / FileNotFoundError: an impossible request, with the numbers (as ``dcgen render`` would).
     """
-    utts = load_or_make_manifest(corpus_dir, manifest, seed)
-    planner = specs_mod.Planner(utts, lambda u: corpus_mod.load_audio(u, corpus_dir, config.sample_rate),
-                                config, seed)
+    planner = specs_mod.Planner(source.utterances,
+                                lambda u: corpus_mod.load_audio(u, source.corpus, config.sample_rate), config, seed)
     rows = []
     for gender, n in datasets:
         for split, count in parse_sizes(num_mixtures, splits).items():

@@ -15,12 +15,17 @@ DEFAULT_CORPUS = "corpora/librispeech-clips"
 
 
 def _manifest_path(corpus_dir: Path, manifest: str | None) -> Path:
-    return Path(manifest) if manifest else Path("data_manifests/corpora") / f"{corpus_dir.name}.csv"
+    return Path(manifest) if manifest else build.DEFAULT_MANIFEST_DIR / f"{corpus_dir.name}.csv"
 
 
-def _config(sample_rate, duration, mic_spacing, min_angle, room="anechoic") -> specs.RenderConfig:
+def _corpus_arg(dirs: list[Path]) -> Path | dict:
+    """What rendering from specs reads from: the folder of one corpus, or name -> folder for several."""
+    return dirs[0] if len(dirs) == 1 else {d.name: d for d in dirs}
+
+
+def _config(sample_rate, duration, mic_spacing, min_angle, room="anechoic", speed_perturb=0.0) -> specs.RenderConfig:
     return specs.RenderConfig(sample_rate=sample_rate, duration_s=duration, mic_spacing_m=mic_spacing,
-                              min_angle_deg=min_angle, room=room)
+                              min_angle_deg=min_angle, room=room, speed_perturb=speed_perturb)
 
 
 @click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -56,12 +61,21 @@ def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str) -> 
 
 def render_options(fn):
     opts = [
-        click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path), default=DEFAULT_CORPUS,
-                     help="Corpus folder: LibriSpeech layout (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/) or a CSV of "
-                          "path,speaker,gender; see `dcgen manifest`."),
+        click.option("--corpus", "corpus_dirs", type=click.Path(path_type=Path), multiple=True,
+                     default=(DEFAULT_CORPUS,),
+                     help="Corpus folder: LibriSpeech layout (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/), Kaldi data "
+                          "directories (wav.scp...), lhotse manifests, or a CSV of path,speaker,gender; see `dcgen "
+                          "manifest`. Repeat it to draw speakers from several corpora (each split by speaker on its "
+                          "own; speaker ids namespaced <corpus>/<speaker>)."),
         click.option("--manifest", default=None,
-                     help="Utterance manifest; made from --corpus if missing "
+                     help="Utterance manifest of a single --corpus; made from it if missing "
                           "[default: data_manifests/corpora/<corpus>.csv]."),
+        click.option("--min-age", type=int, default=0,
+                     help="Keep only speakers of known age >= this (a Kaldi spk2age gives ages; speakers of unknown "
+                          "age are kept). 0: everyone."),
+        click.option("--speed-perturb", type=float, default=0.0,
+                     help="Speed perturbation: each source resampled by a factor from U(1 - x, 1 + x) (Ko et al. "
+                          "2015), e.g. 0.1. 0: none."),
         click.option("--speakers", type=click.IntRange(2, 19), default=2, help="Speakers per mixture (N)."),
         click.option("--gender", type=click.Choice(specs.DATASET_GENDERS), default="fm",
                      help="f, m, or fm (at least one of each)."),
@@ -98,13 +112,13 @@ def render_options(fn):
 @click.option("--dry-run", is_flag=True, help="Check the request and print mixtures, disk and time per split; "
                                               "render nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration,
-               mic_spacing, min_angle, room, all_datasets, from_specs, out, shard_size, workers, threads_per_worker,
-               scheduler, dry_run, quiet) -> None:
+def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, split, num_mixtures, seed,
+               sample_rate, duration, mic_spacing, min_angle, room, all_datasets, from_specs, out, shard_size, workers,
+               threads_per_worker, scheduler, dry_run, quiet) -> None:
     """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
     splits = corpus.SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room)
-    corpus_dir = Path(corpus_dir)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb)
+    corpus_dir = _corpus_arg([Path(d) for d in corpus_dirs])
     datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
         if from_specs is not None:
@@ -117,20 +131,17 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
                                            progress=not quiet)
             click.echo(build.format_summary(summary))
             return
-        if not corpus_dir.is_dir():
-            raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; pass --corpus DIR "
-                                    "(the bundled one is corpora/librispeech-clips)")
-        manifest_path = _manifest_path(corpus_dir, manifest)
+        source = build.open_corpora(corpus_dirs, Path(manifest) if manifest else None, seed, min_age)
         if dry_run:
-            rows = build.dry_run(corpus_dir, manifest_path, datasets, splits, num_mixtures, config, seed, workers)
+            rows = build.dry_run(source, datasets, splits, num_mixtures, config, seed, workers)
             click.echo(build.format_dry_run(rows))
             return
         with contextlib.ExitStack() as stack:
             if len(datasets) > 1 and not scheduler and workers >= 1:  # one local cluster for all the datasets
                 scheduler = stack.enter_context(dask_client(workers, threads_per_worker)).scheduler.address
             for g, n in datasets:
-                summary = build.render(corpus_dir, manifest_path, Path(out), g, n, splits, num_mixtures, config,
-                                       seed, shard_size, workers, threads_per_worker, scheduler, progress=not quiet)
+                summary = build.render(source, Path(out), g, n, splits, num_mixtures, config, seed, shard_size,
+                                       workers, threads_per_worker, scheduler, progress=not quiet)
                 click.echo(build.format_summary(summary))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -141,23 +152,23 @@ def render_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed
 @click.option("--all-datasets", is_flag=True, help="Plan the paper's six datasets; ignores --speakers and --gender.")
 @click.option("--specs-dir", type=click.Path(path_type=Path), default="data_manifests/datasets",
               help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.gz.")
-def plan_cmd(corpus_dir, manifest, speakers, gender, split, num_mixtures, seed, sample_rate, duration, mic_spacing,
-             min_angle, room, all_datasets, specs_dir) -> None:
+def plan_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, split, num_mixtures, seed, sample_rate,
+             duration, mic_spacing, min_angle, room, all_datasets, specs_dir) -> None:
     """Write the mixture specs of datasets as gzipped JSONL without rendering (commit them to share a dataset;
     render them with `dcgen render --from-specs DIR`)."""
     splits = corpus.SPLITS if split == "all" else (split,)
-    corpus_dir = Path(corpus_dir)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb)
     datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
-        utts = build.load_or_make_manifest(corpus_dir, _manifest_path(corpus_dir, manifest), seed)
-        planned = {(g, n): build.plan_dataset(utts, corpus_dir, config, seed, g, n,
+        source = build.open_corpora([Path(d) for d in corpus_dirs], Path(manifest) if manifest else None, seed,
+                                    min_age)
+        planned = {(g, n): build.plan_dataset(source.utterances, source.corpus, config, seed, g, n,
                                               build.parse_sizes(num_mixtures, splits)) for g, n in datasets}
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     for (g, n), by_split in planned.items():
         for name, ss in by_split.items():
-            path = Path(specs_dir) / corpus_dir.name / specs.dataset_name(g, n) / f"{name}.jsonl.gz"
+            path = Path(specs_dir) / source.name / specs.dataset_name(g, n) / f"{name}.jsonl.gz"
             specs.write_specs(path, ss)
             click.echo(f"wrote {path} ({len(ss)} mixtures, sha256 {specs.specs_hash(ss)[:12]})")
 

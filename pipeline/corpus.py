@@ -25,7 +25,7 @@ SPLITS = ("train", "valid", "test")
 GENDERS = ("f", "m")
 AUDIO_SUFFIXES = (".flac", ".wav")
 DEFAULT_SPLIT_FRACTIONS = {"train": 0.75, "valid": 0.10, "test": 0.15}
-LAYOUTS = ("librispeech", "timit", "csv")
+LAYOUTS = ("librispeech", "timit", "csv", "kaldi", "lhotse")
 TIMIT_VALID_FRACTION = 0.1  # of TIMIT's training speakers per gender, held out as valid
 
 
@@ -42,6 +42,11 @@ class Utterance:
         sample_rate: samples per second (Hz).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``""`` before splitting.
         layout: the corpus layout it was scanned from (:data:`LAYOUTS`).
+        start_sample: first sample of the utterance in its file (Kaldi ``segments``, lhotse supervisions; 0: the
+            whole file).
+        age: the speaker's age in years (Kaldi ``spk2age``), -1 if unknown.
+        corpus: in a manifest of several corpora (:func:`union_manifests`), the name of the corpus the utterance
+            comes from (its ``path`` is relative to that corpus's folder); empty for a single corpus.
     """
 
     utterance_id: str
@@ -52,6 +57,9 @@ class Utterance:
     sample_rate: int
     split: str = ""
     layout: str = "librispeech"
+    start_sample: int = 0
+    age: int = -1
+    corpus: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -59,6 +67,7 @@ class Utterance:
 
 
 FIELDS = [f.name for f in dataclasses.fields(Utterance)]
+OPTIONAL_FIELDS = {"start_sample": 0, "age": -1, "corpus": ""}  # written only when a row differs from the default
 
 
 def read_librispeech_speakers(path: Path) -> dict[str, str]:
@@ -236,13 +245,20 @@ def detect_layout(corpus_dir: str | Path) -> str:
                                 "(the bundled one is corpora/librispeech-clips)")
     if (root / "SPEAKERS.TXT").is_file():
         return "librispeech"
+    from .layouts import kaldi_data_dirs, lhotse_manifests
+
+    if kaldi_data_dirs(root):  # before TIMIT: Kaldi corpora also have train/ and test/ folders
+        return "kaldi"
+    if lhotse_manifests(root):
+        return "lhotse"
     names = {p.name.lower() for p in root.iterdir() if p.is_dir()}
     if {"train", "test"} <= names:
         return "timit"
     if any(root.glob("*.csv")):
         return "csv"
     raise FileNotFoundError(f"{root}: unknown corpus layout. LibriSpeech needs SPEAKERS.TXT, TIMIT needs TRAIN/ and "
-                            "TEST/, a CSV corpus needs one top-level CSV of path,speaker,gender")
+                            "TEST/, Kaldi a wav.scp (in the folder or in train/, test/...), lhotse a recordings and a "
+                            "supervisions manifest, a CSV corpus one top-level CSV of path,speaker,gender")
 
 
 def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto") -> list[Utterance]:
@@ -259,6 +275,14 @@ def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto") -> list
         utts = scan_timit(corpus_dir)
     elif layout == "csv":
         utts = scan_csv(corpus_dir)
+    elif layout == "kaldi":
+        from .layouts import scan_kaldi
+
+        utts = scan_kaldi(corpus_dir)
+    elif layout == "lhotse":
+        from .layouts import scan_lhotse
+
+        utts = scan_lhotse(corpus_dir)
     else:
         raise ValueError(f"unknown corpus layout {layout!r}: choose auto or one of {LAYOUTS}")
     return assign_splits(utts, seed)
@@ -314,9 +338,13 @@ def assign_splits(utterances: Sequence[Utterance], seed: int,
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
-    """Write utterances as CSV (columns :data:`FIELDS`), atomically."""
+    """Write utterances as CSV, atomically: columns :data:`FIELDS`, the optional ones (:data:`OPTIONAL_FIELDS`)
+    only if some row sets them (so a manifest of a plain corpus keeps the columns it always had)."""
+    utterances = list(utterances)
+    used = {k for k, default in OPTIONAL_FIELDS.items() if any(getattr(u, k) != default for u in utterances)}
+    fields = [f for f in FIELDS if f not in OPTIONAL_FIELDS or f in used]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for u in utterances:
         writer.writerow(dataclasses.asdict(u))
@@ -335,7 +363,7 @@ def read_manifest(path: str | Path) -> list[Utterance]:
         raise FileNotFoundError(f"manifest {path} not found; make it with `dcgen manifest CORPUS_DIR`")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = set(FIELDS) - {"layout"} - set(reader.fieldnames or [])
+        missing = set(FIELDS) - {"layout"} - set(OPTIONAL_FIELDS) - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"manifest {path} lacks columns {sorted(missing)}")
         out = []
@@ -343,7 +371,8 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             try:
                 u = Utterance(row["utterance_id"], row["path"], row["speaker"], row["gender"],
                               int(row["num_samples"]), int(row["sample_rate"]), row["split"],
-                              row.get("layout") or "librispeech")
+                              row.get("layout") or "librispeech", int(row.get("start_sample") or 0),
+                              int(row.get("age") or -1), row.get("corpus") or "")
             except ValueError as exc:
                 raise ValueError(f"{path}:{rowno}: {exc}") from exc
             if u.gender not in GENDERS or u.split not in SPLITS:
@@ -352,26 +381,82 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     return out
 
 
-def load_audio(utterance: Utterance, corpus_dir: str | Path, sample_rate: int) -> np.ndarray:
+def corpus_root(corpus_dir: "str | Path | CorpusRoots", corpus: str) -> Path:
+    """The folder an utterance's (or a spec source's) ``path`` is relative to: ``corpus_dir`` for a single corpus,
+    ``corpus_dir[corpus]`` for a manifest of several (:func:`union_manifests`).
+
+    Raises:
+        ValueError: an utterance of a corpus the mapping does not name (with the names it has).
+    """
+    if not corpus:
+        return Path(corpus_dir) if not isinstance(corpus_dir, dict) else Path(next(iter(corpus_dir.values())))
+    if not isinstance(corpus_dir, dict):
+        if Path(corpus_dir).name == corpus:
+            return Path(corpus_dir)
+        raise ValueError(f"utterances of corpus {corpus!r} but only the folder {corpus_dir} was given; pass every "
+                         f"corpus of the manifest with --corpus")
+    if corpus not in corpus_dir:
+        raise ValueError(f"utterances of corpus {corpus!r} but --corpus names only {sorted(corpus_dir)}; pass its "
+                         f"folder too")
+    return Path(corpus_dir[corpus])
+
+
+def load_audio(utterance: Utterance, corpus_dir: "str | Path | CorpusRoots", sample_rate: int) -> np.ndarray:
     """Read one utterance as float64 samples in [-1, 1].
 
+    Args:
+        corpus_dir: the corpus folder, or for a manifest of several corpora the mapping name -> folder.
+
     Returns:
-        array (S,) float64, S = ``utterance.num_samples``.
+        array (S,) float64, S = ``utterance.num_samples`` (from ``start_sample`` of its file).
 
     Raises:
         FileNotFoundError: the file is gone.
-        ValueError: unreadable file, a sample rate other than ``sample_rate``, or a length other than the manifest's.
+        ValueError: unreadable file, a sample rate other than ``sample_rate``, or a file too short for the manifest.
     """
-    path = Path(corpus_dir) / utterance.path
+    path = corpus_root(corpus_dir, utterance.corpus) / utterance.path
     if not path.is_file():
         raise FileNotFoundError(f"audio {path} of utterance {utterance.utterance_id} not found; is --corpus right?")
     try:
-        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            sr = fh.samplerate
+            fh.seek(utterance.start_sample)
+            x = fh.read(utterance.num_samples, dtype="float64", always_2d=True)
     except Exception as exc:
         raise ValueError(f"cannot read audio file {path}: {exc}. Replace the file or rebuild the manifest.") from exc
     if sr != sample_rate:
         raise ValueError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz; resample the corpus first")
     if x.shape[0] != utterance.num_samples:
-        raise ValueError(f"{path}: {x.shape[0]} samples but the manifest says {utterance.num_samples}; "
-                         "rebuild the manifest with `dcgen manifest`")
+        raise ValueError(f"{path}: {x.shape[0]} samples from sample {utterance.start_sample} but the manifest says "
+                         f"{utterance.num_samples}; rebuild the manifest with `dcgen manifest`")
     return x[:, 0]
+
+
+CorpusRoots = dict  # corpus name -> folder, for manifests of several corpora
+
+
+def union_manifests(corpora: Sequence[tuple[str, Sequence[Utterance]]]) -> list[Utterance]:
+    """One manifest of several corpora, each already split by speaker within itself: speaker and utterance ids are
+    namespaced as ``<corpus>/<id>`` (so speakers of different corpora never merge and stay in their own split), and
+    every row records its corpus (its ``path`` stays relative to that corpus's folder).
+
+    Args:
+        corpora: (name, utterances) per corpus, names unique.
+
+    Raises:
+        ValueError: fewer than two corpora, a name given twice, or a corpus whose utterances are not split.
+    """
+    names = [name for name, _ in corpora]
+    if len(corpora) < 2:
+        raise ValueError("a union needs at least two corpora")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"corpus {twice[0]!r} is given twice; give each corpus folder once")
+    out = []
+    for name, utts in corpora:
+        for u in utts:
+            if u.split not in SPLITS:
+                raise ValueError(f"{name}: utterance {u.utterance_id} has no split; split each corpus first")
+            out.append(dataclasses.replace(u, utterance_id=f"{name}/{u.utterance_id}", speaker=f"{name}/{u.speaker}",
+                                           corpus=name))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -103,19 +104,65 @@ def read_segment(path: Path, offset: int, num_samples: int, sample_rate: int,
     return out
 
 
-def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
-                   read: Callable[[Path, int, int, int], np.ndarray] = read_segment) -> Example:
+def speed_ratio(speed: float) -> tuple[int, int]:
+    """(up, down) of the polyphase resampling that plays a signal ``speed`` times faster: speed = down / up, the
+    fraction nearest ``speed`` with a denominator <= 100 (factors drawn to 0.01 are exact).
+
+    Raises:
+        ValueError: speed <= 0.
+    """
+    if speed <= 0:
+        raise ValueError(f"speed factor must be > 0, got {speed}")
+    frac = Fraction(speed).limit_denominator(100)
+    return frac.denominator, frac.numerator
+
+
+def speed_perturbed_segment(path: Path, offset: int, num_samples: int, sample_rate: int, speed: float,
+                            read: Callable = read_segment, margin: int = acoustics.DELAY_MARGIN) -> np.ndarray:
+    """The segment of ``num_samples`` + 2 ``margin`` samples that :func:`read_segment` gives, played ``speed``
+    times faster (speed perturbation, Ko et al., "Audio augmentation for speech recognition", Interspeech 2015):
+    output sample j is the input at offset + j * speed (band-limited polyphase resampling, scipy), so pitch and
+    tempo scale together and the length stays ``num_samples`` + 2 ``margin``.
+
+    Returns:
+        (num_samples + 2 margin,) float64.
+    """
+    from scipy.signal import resample_poly
+
+    up, down = speed_ratio(speed)
+    if up == down:
+        return read(path, offset, num_samples, sample_rate)
+    k = -(-(margin + 64) // up)  # input margin k * down samples: k * up output samples, past the filter's edge
+    m_in = k * down
+    n_core = int(np.ceil((num_samples + margin) * down / up)) + down
+    x = read(path, offset, n_core, sample_rate, margin=m_in)  # file samples [offset - m_in, offset + n_core + m_in)
+    y = resample_poly(x, up, down)  # y[i] = x at input position i * down / up = i * speed
+    start = k * up - margin  # output index of file sample offset - margin * speed
+    return y[start: start + num_samples + 2 * margin]
+
+
+def render_mixture(spec: MixtureSpec, corpus_dir: str | Path | dict,
+                   read: Callable[[Path, int, int, int], np.ndarray] = read_segment,
+                   outputs: tuple[str, ...] = ("bpd", "ds")) -> Example:
     """Render a spec: level, delay, mix, STFT, NPD, labels.
 
-    Each segment is scaled to unit RMS over its S kept samples, then by its gain a_i. Anechoic: mic 2 gets exact
-    fractional delays; reverberant: both mics get the room's impulse responses (:mod:`spatialdc.pipeline.acoustics`).
+    Each segment (speed-perturbed first if the spec says so, :func:`speed_perturbed_segment`) is scaled to unit RMS
+    over its S kept samples, then by its gain a_i. Anechoic: mic 2 gets exact fractional delays; reverberant: both
+    mics get the room's impulse responses (:mod:`spatialdc.pipeline.acoustics`).
+
+    Args:
+        corpus_dir: the corpus folder, or for specs of several corpora the mapping corpus name -> folder.
+        outputs: the labels to compute: ``"bpd"`` and / or ``"ds"`` (training on the fly needs only its target;
+            the DS labels cost an STFT per source); the fields not asked for are None.
 
     Raises:
         ValueError: a silent source segment (cannot be leveled), or an unknown room.
     """
-    corpus_dir = Path(corpus_dir)
     s, m = spec.num_samples, acoustics.DELAY_MARGIN
-    segs = np.stack([read(corpus_dir / p, o, s, spec.sample_rate) for p, o in zip(spec.paths, spec.offsets)])
+    speeds = spec.speeds or (1.0,) * spec.num_speakers
+    segs = np.stack([read(spec.source_path(i, corpus_dir), o, s, spec.sample_rate) if v == 1.0
+                     else speed_perturbed_segment(spec.source_path(i, corpus_dir), o, s, spec.sample_rate, v, read)
+                     for i, (o, v) in enumerate(zip(spec.offsets, speeds))])
     rms = np.sqrt(np.mean(segs[:, m: m + s] ** 2, axis=1))  # (N,)
     if np.any(rms < 1e-6):
         bad = [spec.utterance_ids[i] for i in np.flatnonzero(rms < 1e-6)]
@@ -129,12 +176,16 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path,
         raise ValueError(f"mixture {spec.mixture_id}: unknown room {spec.room!r}; expected one of {ROOMS}")
     mixture = images.sum(axis=0).astype(np.float32)  # (2, S)
     sources = images[:, 0].astype(np.float32)  # (N, S)
-    spectra = features.stft(np.concatenate([mixture, sources]))  # (2 + N, F, T)
+    with_ds = "ds" in outputs
+    spectra = features.stft(np.concatenate([mixture, sources]) if with_ds else mixture)  # (2 [+ N], F, T)
     m1, m2, src = spectra[0], spectra[1], spectra[2:]
     magnitude = np.abs(m1)
     npd = features.npd(m1, m2)
-    active = features.active_bins(magnitude)
-    max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-    bpd = labels.bpd_labels(npd, active, spec.num_speakers, max_delay,
-                            rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
-    return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd, labels.ds_labels(src))
+    bpd = None
+    if "bpd" in outputs:
+        active = features.active_bins(magnitude)
+        max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+        bpd = labels.bpd_labels(npd, active, spec.num_speakers, max_delay,
+                                rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
+    return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd,
+                   labels.ds_labels(src) if with_ds else None)

@@ -53,6 +53,7 @@ class RenderConfig:
     gain_low: float = 0.2
     gain_high: float = 1.0
     room: str = "anechoic"
+    speed_perturb: float = 0.0  # > 0: each source's speed factor drawn from U(1 - x, 1 + x), to 0.01 (Ko et al. 2015)
 
     @property
     def num_samples(self) -> int:
@@ -74,11 +75,18 @@ class MixtureSpec:
         index: mixture index within (dataset, split).
         seed: the seed its draws were keyed with.
         utterance_ids, speakers, genders, paths: the chosen utterances (paths relative to the corpus folder).
-        offsets: first sample of each segment in its utterance (samples).
+        offsets: first sample of each segment in its audio file (samples; for a Kaldi segment or a lhotse
+            supervision, the utterance's own start is included).
         angles_deg: direction of arrival of each source, 0..180 degrees from the mic axis.
         gains: a_i > 0, summing to 1.
         sample_rate, num_samples, mic_spacing_m, sound_speed_m_s, room: the physical setup.
         room_params: room geometry for reverberant rooms (empty for anechoic).
+        corpora: per source, the corpus its path is relative to, for specs planned from a manifest of several
+            corpora (empty: one corpus).
+        speeds: per source, the speed perturbation factor (Ko et al. 2015: the segment resampled so that it plays
+            ``speed`` times faster, pitch and tempo together; empty: none).
+
+    Optional fields left at their defaults are not written to JSON, so specs without them hash as before.
     """
 
     dataset: str
@@ -98,6 +106,8 @@ class MixtureSpec:
     sound_speed_m_s: float
     room: str = "anechoic"
     room_params: dict = field(default_factory=dict)
+    corpora: tuple[str, ...] = ()
+    speeds: tuple[float, ...] = ()
 
     @property
     def num_speakers(self) -> int:
@@ -114,14 +124,30 @@ class MixtureSpec:
                 * self.sample_rate / self.sound_speed_m_s)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        d = dataclasses.asdict(self)
+        for key in OPTIONAL_SPEC_FIELDS:
+            if not d[key]:
+                del d[key]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "MixtureSpec":
         d = json.loads(text)
-        for key in ("utterance_ids", "speakers", "genders", "paths", "offsets", "angles_deg", "gains"):
-            d[key] = tuple(d[key])
+        for key in ("utterance_ids", "speakers", "genders", "paths", "offsets", "angles_deg", "gains") + \
+                OPTIONAL_SPEC_FIELDS:
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
+
+    def source_path(self, i: int, corpus_dir) -> Path:
+        """Audio file of source ``i``: ``paths[i]`` under ``corpus_dir`` (a folder, or for specs of several corpora
+        a mapping corpus name -> folder, see :func:`spatialdc.pipeline.corpus.corpus_root`)."""
+        from .corpus import corpus_root
+
+        return corpus_root(corpus_dir, self.corpora[i] if self.corpora else "") / self.paths[i]
+
+
+OPTIONAL_SPEC_FIELDS = ("corpora", "speeds")
 
 
 def dataset_name(gender: str, num_speakers: int) -> str:
@@ -286,15 +312,20 @@ class Planner:
             u = options[int(rng.integers(len(options)))]
             valid = self.offsets_of(u)
             utts.append(u)
-            offsets.append(int(valid[int(rng.integers(valid.size))]))
+            offsets.append(u.start_sample + int(valid[int(rng.integers(valid.size))]))  # in the file
         angles = draw_angles(rng, num_speakers, self.config.min_angle_deg)
         gains = draw_gains(rng, num_speakers, self.config.gain_low, self.config.gain_high)
         c = self.config
         room_params = draw_room(rng, angles, c.mic_spacing_m) if c.room == "reverberant" else {}
+        speeds = ()  # drawn last, so specs without speed perturbation are those of earlier versions
+        if c.speed_perturb:
+            speeds = tuple(round(float(v), 2) for v in rng.uniform(1 - c.speed_perturb, 1 + c.speed_perturb,
+                                                                   size=num_speakers))
         return MixtureSpec(dataset, split, index, self.seed, tuple(u.utterance_id for u in utts), tuple(chosen),
                            tuple(genders), tuple(u.path for u in utts), tuple(offsets),
                            tuple(round(float(a), 6) for a in angles), tuple(round(float(a), 8) for a in gains),
-                           c.sample_rate, c.num_samples, c.mic_spacing_m, c.sound_speed_m_s, c.room, room_params)
+                           c.sample_rate, c.num_samples, c.mic_spacing_m, c.sound_speed_m_s, c.room, room_params,
+                           tuple(u.corpus for u in utts) if any(u.corpus for u in utts) else (), speeds)
 
     def plan(self, gender: str, num_speakers: int, split: str, num_mixtures: int) -> list[MixtureSpec]:
         """Check feasibility, then plan mixtures 0..num_mixtures-1 of (gender, N, split)."""
