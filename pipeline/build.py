@@ -161,6 +161,7 @@ class CorpusSource:
     utterances: list
     corpus: Path | dict
     name: str
+    min_age: int = 0
 
 
 def open_corpora(corpus_dirs: Sequence[Path], manifest: Path | None, seed: int, min_age: int = 0) -> CorpusSource:
@@ -204,6 +205,7 @@ def open_corpora(corpus_dirs: Sequence[Path], manifest: Path | None, seed: int, 
                              f"file gives them); drop --min-age")
         young = {u.speaker for u in source.utterances if 0 <= u.age < min_age}
         source.utterances = [u for u in source.utterances if u.speaker not in young]
+        source.min_age = min_age
         log.info("--min-age %d: left out %d speakers under %d years", min_age, len(young), min_age)
     return source
 
@@ -298,13 +300,16 @@ def label_quality(results: Sequence[ShardResult]) -> dict:
     return report
 
 
-def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path | dict) -> dict:
+def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path | dict, min_age: int = 0) -> dict:
     """What shards record of how they were made (options at their defaults since they were added are left out)."""
     render_config = asdict(config)
     if not render_config["speed_perturb"]:
         del render_config["speed_perturb"]
-    names = sorted(corpus_dir) if isinstance(corpus_dir, dict) else Path(corpus_dir).name
-    return {"render_config": render_config, "seed": seed, "corpus": names}
+    names = list(corpus_dir) if isinstance(corpus_dir, dict) else Path(corpus_dir).name
+    out = {"render_config": render_config, "seed": seed, "corpus": names}
+    if min_age:
+        out["min_age"] = min_age
+    return out
 
 
 def render(source: CorpusSource, out_dir: Path, gender: str, num_speakers: int,
@@ -318,7 +323,7 @@ def render(source: CorpusSource, out_dir: Path, gender: str, num_speakers: int,
     sizes = parse_sizes(num_mixtures, splits)
     by_split = plan_dataset(source.utterances, source.corpus, config, seed, gender, num_speakers, sizes)
     return render_dataset(by_split, source.corpus, out_dir, shard_size, workers, threads_per_worker, scheduler,
-                          config_provenance(config, seed, source.corpus), progress)
+                          config_provenance(config, seed, source.corpus, source.min_age), progress)
 
 
 def format_summary(summary: dict) -> str:

@@ -140,6 +140,48 @@ def bpd_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_
     return np.searchsorted(edges, values).astype(np.uint8)
 
 
+def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sources: int,
+                   max_delay_samples: float, min_std: float | None = None) -> np.ndarray:
+    """How clearly each bin's NPD belongs to its BPD cluster, in [0, 1] (confidence weights in the spirit of
+    Seetharaman, Wichern, Le Roux, Pardo, "Bootstrapping single-channel source separation via unsupervised spatial
+    clustering on stereo mixtures", ICASSP 2019).
+
+    Each cluster k of the labels is taken as a 1-D Gaussian of the clipped NPD (mean, standard deviation and share
+    of its active bins, omega > 0); the confidence of a bin is the posterior p of its own cluster, rescaled from
+    chance to certainty: (p - 1/K) / (1 - 1/K), clipped to [0, 1]. Well-separated clusters give ~1 everywhere, bins
+    between two centres ~0.
+
+    Args:
+        npd: (F, T) float, samples. bpd: (F, T) int labels in 0..K-1. active: (F, T) bool (the statistics'
+            bins). num_sources: K. max_delay_samples: d fs / c (NPD clipped to 1.5 times it, as for the labels).
+        min_std: floor of the clusters' standard deviations (default 2 % of the clipping range).
+
+    Returns:
+        (F, T) float32 in [0, 1].
+    """
+    limit = 1.5 * max_delay_samples
+    min_std = 0.02 * limit if min_std is None else min_std
+    x = np.clip(npd, -limit, limit).astype(np.float64)
+    fit = active.copy()
+    fit[0] = False
+    xs, ls = x[fit], bpd[fit]
+    log_p = np.empty((num_sources,) + x.shape)  # (K, F, T)
+    if not any((ls == k).sum() >= 2 for k in range(num_sources)):
+        return np.zeros(x.shape, np.float32)
+    for k in range(num_sources):
+        own = xs[ls == k]
+        if own.size < 2:  # an empty cluster: no evidence either way
+            log_p[k] = -np.inf
+            continue
+        mu, sd, share = own.mean(), max(own.std(), min_std), own.size / max(xs.size, 1)
+        log_p[k] = np.log(share) - np.log(sd) - 0.5 * ((x - mu) / sd) ** 2
+    log_p -= log_p.max(axis=0, keepdims=True)
+    post = np.exp(log_p)
+    post /= post.sum(axis=0, keepdims=True)
+    own_post = np.take_along_axis(post, bpd[None].astype(np.intp), axis=0)[0]  # (F, T)
+    return np.clip((own_post - 1 / num_sources) / (1 - 1 / num_sources), 0.0, 1.0).astype(np.float32)
+
+
 def rpd_target(npd: np.ndarray, active: np.ndarray, max_delay_samples: float) -> np.ndarray:
     """The RPD training target (Sec. 3.2): NPD clipped to +-1.5 max delay, then z-scored over the active bins
     of the mixture (as the authors' code), so its scale does not depend on the mic spacing.

@@ -290,10 +290,13 @@ class Planner:
                                  f"{self.config.duration_s} s of active speech) but {gender}{num_speakers} mixtures "
                                  f"need {n}; use fewer speakers or a larger corpus")
 
-    def plan_one(self, gender: str, num_speakers: int, split: str, index: int) -> MixtureSpec:
-        """The spec of mixture ``index`` of dataset (gender, N) and ``split``: a pure function of its key."""
+    def plan_one(self, gender: str, num_speakers: int, split: str, index: int,
+                 stream: tuple = ()) -> MixtureSpec:
+        """The spec of mixture ``index`` of dataset (gender, N) and ``split``: a pure function of its key.
+        ``stream``: further keys of the draws (dynamic mixing draws from its own stream, so its mixtures are not
+        those of a rendered dataset with the same indices)."""
         dataset = dataset_name(gender, num_speakers)
-        rng = rng_for(self.seed, dataset, split, index)
+        rng = rng_for(self.seed, dataset, split, *stream, index)
         if gender == "fm":
             genders = ["f", "m"] + list(rng.choice(GENDERS, size=num_speakers - 2))
             genders = [genders[i] for i in rng.permutation(num_speakers)]

@@ -7,7 +7,7 @@ import logging
 import click
 
 from . import distributed
-from .config import LR_SCHEDULES, TARGETS, TrainConfig
+from .config import LABEL_WEIGHTS, LR_SCHEDULES, TARGETS, TrainConfig
 from .precision import PRECISIONS
 from .loop import train
 
@@ -57,6 +57,14 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--init-from", default=D["init_from"].default, show_default=False, type=click.Path(dir_okay=False),
               help="Start from this checkpoint's weights and input statistics (fine-tuning; fresh optimizer). "
                    "Same --layers/--hidden/--embedding-dim as that run.")
+@click.option("--dynamic-mixing", is_flag=True, default=D["dynamic_mixing"].default,
+              help="Fresh training mixtures every epoch, drawn and rendered in the loader like the training shards "
+                   "(same render config, dataset and corpora; the shards are only the template).")
+@click.option("--corpus", multiple=True, default=D["corpus"].default,
+              help="With --dynamic-mixing: the corpus folder(s) the training shards were drawn from (repeatable).")
+@click.option("--label-weights", type=click.Choice(LABEL_WEIGHTS), default=D["label_weights"].default,
+              help="silence: 0 for silent bins, 1 elsewhere; confidence: times how clearly each bin's NPD belongs to "
+                   "its BPD cluster (Seetharaman et al. 2019).")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:

@@ -8,6 +8,7 @@ from .precision import PRECISIONS
 
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
+LABEL_WEIGHTS = ("silence", "confidence")
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
 RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
                                "cache_gb"})
@@ -48,6 +49,14 @@ class TrainConfig:
         precision: ``"auto"`` (the fast step: fused normalization and loss, bf16 output layer where the CPU has
             native bf16), ``"fp32"`` (the reference step: the weights of earlier versions bit for bit) or ``"bf16"``
             (forced); see :mod:`spatialdc.trainer.precision`. The step used is recorded in checkpoints.
+        dynamic_mixing: draw fresh training mixtures every epoch, rendered on the fly in the loader
+            (:mod:`spatialdc.trainer.dynamic`), as many per epoch as the training shards hold and like them (their
+            render config, dataset and corpora; speakers of the corpora's training split); the shards themselves
+            are then only the template (and give the input statistics). Validation stays on the validation shards.
+        corpus: with ``dynamic_mixing``, the folders of the corpora the training shards were drawn from
+            (default: the bundled corpus); their manifests are read from ``data_manifests/corpora/<name>.csv``.
+        label_weights: ``"silence"`` (0 for silent bins, 1 elsewhere) or ``"confidence"`` (BPD targets: times the
+            confidence of each bin's label, :func:`spatialdc.pipeline.labels.bpd_confidence`).
         max_cpu_minutes: budget in CPU time of the training process (all its threads; loader processes not
             counted), 0: none. Unlike ``max_minutes`` it does not depend on what else the machine runs, so runs
             made beside other work (niced) get the same budget; a 2-thread run uses up to 2 CPU-minutes per minute.
@@ -87,6 +96,9 @@ class TrainConfig:
     init_from: str = ""
     precision: str = "auto"
     max_cpu_minutes: float = 0.0
+    dynamic_mixing: bool = False
+    corpus: tuple[str, ...] = ("corpora/librispeech-clips",)
+    label_weights: str = "silence"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -108,6 +120,11 @@ class TrainConfig:
             raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.max_cpu_minutes < 0:
             raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
+        if self.label_weights not in LABEL_WEIGHTS:
+            raise ValueError(f"label_weights {self.label_weights!r} is not one of {LABEL_WEIGHTS}")
+        if self.label_weights == "confidence" and self.target != "bpd":
+            raise ValueError(f"--label-weights confidence rates BPD labels; the target is {self.target!r}")
+        object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 

@@ -10,6 +10,8 @@ from spatialdc.pipeline import features, labels
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet
 
+from .config import LABEL_WEIGHTS
+
 LOG_FLOOR = 1e-8
 
 
@@ -89,21 +91,29 @@ class DeepClusteringDataset(Dataset):
     of sources. With ``chunk_frames`` > 0, a random chunk of that many frames is cut, drawn from
     ``rng_for(seed, "chunk", epoch, i)``, before the input is normalized. With ``freq_warp`` > 0 the chunk is then
     warped in frequency (:func:`warp_frequencies`) by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
-    with ``rng_for(seed, "warp", epoch, i)``.
+    with ``rng_for(seed, "warp", epoch, i)``. With ``label_weights="confidence"`` (BPD targets) each bin's loss weight
+    is its silence weight times the confidence of its BPD label (:func:`spatialdc.pipeline.labels.bpd_confidence`,
+    on the whole mixture).
 
     Decoded shard rows are kept in memory, up to ``cache_bytes`` in all (about 0.32 MB per 2-speaker mixture for DS
     or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: with
     DataLoader workers (recreated every epoch) it does not survive an epoch.
     """
 
-    def __init__(self, shards: ShardSet, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
+    def __init__(self, shards: ShardSet | None, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
                  silence_db: float = features.SILENCE_DB, seed: int = 0, cache_bytes: int = 0,
-                 freq_warp: float = 0.0):
+                 freq_warp: float = 0.0, label_weights: str = "silence"):
+        if label_weights not in LABEL_WEIGHTS:
+            raise ValueError(f"label_weights {label_weights!r} is not one of {LABEL_WEIGHTS}")
+        if label_weights == "confidence" and target != "bpd":
+            raise ValueError(f"confidence weights rate BPD labels; the target is {target!r}")
         self.shards, self.target, self.stats = shards, target, stats
-        self.freq_warp = freq_warp
+        self.freq_warp, self.label_weights = freq_warp, label_weights
         self.chunk_frames, self.silence_db, self.seed = chunk_frames, silence_db, seed
         self.epoch = 0
         self.fields = ("magnitude", "npd", "spec") if target == "rpd" else ("magnitude", target)
+        if label_weights == "confidence":
+            self.fields += ("npd", "spec")
         self.cache_bytes = cache_bytes
         self._cache: dict[int, dict] = {}
         self._cached_bytes = 0
@@ -125,6 +135,10 @@ class DeepClusteringDataset(Dataset):
             self._cached_bytes += size
         return data
 
+    def num_speakers(self, i: int) -> int:
+        """N of mixture ``i``."""
+        return self.shards.num_speakers(i)
+
     def __getitem__(self, i: int) -> dict:
         data = self._read(i)
         mag = data["magnitude"]  # (F, T)
@@ -135,6 +149,10 @@ class DeepClusteringDataset(Dataset):
             y = labels.rpd_target(data["npd"], w, max_delay)[..., None]  # (F, T, 1)
         else:
             y = data[self.target]  # (F, T) uint8
+        if self.label_weights == "confidence":
+            spec = data["spec"]
+            max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+            w = w * labels.bpd_confidence(data["npd"], y, w, spec.num_speakers, max_delay)  # (F, T) float32
         t = mag.shape[-1]
         if 0 < self.chunk_frames < t:  # cut first: only the chunk is normalized and converted
             start = int(rng_for(self.seed, "chunk", self.epoch, i).integers(t - self.chunk_frames + 1))
@@ -148,4 +166,4 @@ class DeepClusteringDataset(Dataset):
         if self.target != "rpd":
             y = y.astype(np.int64)
         return {"x": torch.from_numpy(x), "y": torch.from_numpy(np.ascontiguousarray(y)),
-                "w": torch.from_numpy(np.ascontiguousarray(w.T, dtype=np.float32)), "n": self.shards.num_speakers(i)}
+                "w": torch.from_numpy(np.ascontiguousarray(w.T, dtype=np.float32)), "n": self.num_speakers(i)}

@@ -21,6 +21,7 @@ from .checkpoint import inference_state, load_checkpoint, save_checkpoint
 from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
+from .dynamic import DynamicMixingDataset, mixing_template
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .precision import REFERENCE, StepMode, resolve
 from .model import build_model
@@ -124,9 +125,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
 
-    train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
-                                       config.seed, cache_bytes=int(config.cache_gb * 1e9),
-                                       freq_warp=config.freq_warp)
+    if config.dynamic_mixing:
+        train_data = DynamicMixingDataset(mixing_template(train_set), config.corpus, len(train_set), config.target,
+                                          stats, config.chunk_frames, config.silence_db, config.seed,
+                                          config.freq_warp, config.label_weights)
+    else:
+        train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
+                                           config.seed, cache_bytes=int(config.cache_gb * 1e9),
+                                           freq_warp=config.freq_warp, label_weights=config.label_weights)
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
     num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
