@@ -74,23 +74,30 @@ ROOM_WALL_CLEARANCE = 0.5  # sources and array keep this far from the walls
 ROOM_HEIGHT = 1.5  # array and sources in one horizontal plane at this height
 
 
-def draw_room(rng: np.random.Generator, angles_deg: np.ndarray, mic_spacing_m: float) -> dict:
+def draw_room(rng: np.random.Generator, angles_deg: np.ndarray, mic_spacing_m: float,
+              rt60_range_s: tuple[float, float] = ROOM_RT60_RANGE,
+              source_distance_range_m: tuple[float, float] = ROOM_SOURCE_DISTANCE_RANGE) -> dict:
     """Draw a shoebox room, its RT60, the array centre and the source positions for given directions of arrival.
 
     The two mics lie on the x axis, ``mic_spacing_m`` apart around the centre; source i sits at a random distance
     in the horizontal plane, at angle ``angles_deg[i]`` from the mic axis (0..180, the +y half plane), so its
-    far-field inter-mic delay matches the anechoic one. Uses only ``rng`` (never a global generator).
+    far-field inter-mic delay matches the anechoic one. Uses only ``rng`` (never a global generator); the ranges
+    change the bounds of the draws, not their number, so the default ranges give the rooms of earlier versions.
+
+    Args:
+        rt60_range_s: (low, high) of the uniform RT60 draw (s). source_distance_range_m: (low, high) of the
+            source distances from the array centre (m).
 
     Returns:
         JSON-able dict: ``size_m`` [L, W, H], ``rt60_s``, ``mics_m`` (2 x [x, y, z]), ``sources_m`` (N x [x, y, z]).
     """
-    r_max = ROOM_SOURCE_DISTANCE_RANGE[1]
+    r_max = source_distance_range_m[1]
     size = [float(rng.uniform(lo, hi)) for lo, hi in ROOM_SIZE_RANGE]
-    rt60 = float(rng.uniform(*ROOM_RT60_RANGE))
+    rt60 = float(rng.uniform(*rt60_range_s))
     c = ROOM_WALL_CLEARANCE
     centre = np.array([rng.uniform(r_max + c, size[0] - r_max - c), rng.uniform(c, size[1] - r_max - c),
                        ROOM_HEIGHT])
-    dist = rng.uniform(*ROOM_SOURCE_DISTANCE_RANGE, size=len(angles_deg))
+    dist = rng.uniform(*source_distance_range_m, size=len(angles_deg))
     theta = np.deg2rad(np.asarray(angles_deg, dtype=float))
     sources = centre + np.stack([dist * np.cos(theta), dist * np.sin(theta), np.zeros_like(dist)], axis=1)
     mics = centre + np.array([[mic_spacing_m / 2, 0, 0], [-mic_spacing_m / 2, 0, 0]])

@@ -303,8 +303,10 @@ def label_quality(results: Sequence[ShardResult]) -> dict:
 def config_provenance(config: specs_mod.RenderConfig, seed: int, corpus_dir: Path | dict, min_age: int = 0) -> dict:
     """What shards record of how they were made (options at their defaults since they were added are left out)."""
     render_config = asdict(config)
-    if not render_config["speed_perturb"]:
-        del render_config["speed_perturb"]
+    defaults = asdict(specs_mod.RenderConfig())
+    for key in ("speed_perturb", "rt60_range_s", "source_distance_range_m"):  # added later: recorded when set
+        if render_config[key] == defaults[key]:
+            del render_config[key]
     names = list(corpus_dir) if isinstance(corpus_dir, dict) else Path(corpus_dir).name
     out = {"render_config": render_config, "seed": seed, "corpus": names}
     if min_age:

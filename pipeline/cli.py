@@ -23,9 +23,24 @@ def _corpus_arg(dirs: list[Path]) -> Path | dict:
     return dirs[0] if len(dirs) == 1 else {d.name: d for d in dirs}
 
 
-def _config(sample_rate, duration, mic_spacing, min_angle, room="anechoic", speed_perturb=0.0) -> specs.RenderConfig:
+def _config(sample_rate, duration, mic_spacing, min_angle, room="anechoic", speed_perturb=0.0, rt60=None,
+            source_distance=None) -> specs.RenderConfig:
+    extra = {k: v for k, v in (("rt60_range_s", rt60), ("source_distance_range_m", source_distance)) if v}
     return specs.RenderConfig(sample_rate=sample_rate, duration_s=duration, mic_spacing_m=mic_spacing,
-                              min_angle_deg=min_angle, room=room, speed_perturb=speed_perturb)
+                              min_angle_deg=min_angle, room=room, speed_perturb=speed_perturb, **extra)
+
+
+def _range(ctx, param, value: str | None) -> tuple[float, float] | None:
+    """'LO,HI' -> (LO, HI) floats."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give LOW,HIGH such as 0.2,0.3") from None
+    if not 0 < lo <= hi:
+        raise click.BadParameter(f"{value!r}: need 0 < LOW <= HIGH")
+    return lo, hi
 
 
 @click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -91,6 +106,11 @@ def render_options(fn):
         click.option("--room", type=click.Choice(specs.ROOMS), default="anechoic",
                      help="anechoic (the paper) or reverberant: seeded shoebox rooms, RT60 0.2-0.6 s "
                           "(pyroomacoustics)."),
+        click.option("--rt60", callback=_range, default=None,
+                     help="Reverberant rooms: RT60 range LOW,HIGH in s [default: 0.2,0.6]; e.g. 0.2,0.3 for mild "
+                          "rooms."),
+        click.option("--source-distance", callback=_range, default=None,
+                     help="Reverberant rooms: source distance range LOW,HIGH in m from the array [default: 1,2]."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -113,11 +133,11 @@ def render_options(fn):
                                               "render nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, split, num_mixtures, seed,
-               sample_rate, duration, mic_spacing, min_angle, room, all_datasets, from_specs, out, shard_size, workers,
+               sample_rate, duration, mic_spacing, min_angle, room, rt60, source_distance, all_datasets, from_specs, out, shard_size, workers,
                threads_per_worker, scheduler, dry_run, quiet) -> None:
     """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
     splits = corpus.SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
     corpus_dir = _corpus_arg([Path(d) for d in corpus_dirs])
     datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
@@ -153,11 +173,11 @@ def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, 
 @click.option("--specs-dir", type=click.Path(path_type=Path), default="data_manifests/datasets",
               help="Specs go to SPECS_DIR/<corpus>/<dataset>/<split>.jsonl.gz.")
 def plan_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, split, num_mixtures, seed, sample_rate,
-             duration, mic_spacing, min_angle, room, all_datasets, specs_dir) -> None:
+             duration, mic_spacing, min_angle, room, rt60, source_distance, all_datasets, specs_dir) -> None:
     """Write the mixture specs of datasets as gzipped JSONL without rendering (commit them to share a dataset;
     render them with `dcgen render --from-specs DIR`)."""
     splits = corpus.SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb)
+    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
     datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
         source = build.open_corpora([Path(d) for d in corpus_dirs], Path(manifest) if manifest else None, seed,

@@ -140,14 +140,108 @@ def bpd_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_
     return np.searchsorted(edges, values).astype(np.uint8)
 
 
+UNALIASED_FRACTION = 0.9  # bins with omega tau_max below this fraction of pi count as free of phase wrapping
+MIN_UNALIASED_BINS = 8  # fewer than this many unaliased frequencies: the delays cannot be estimated
+
+
+def unaliased_bins(num_freqs: int, max_delay_samples: float) -> np.ndarray:
+    """(F,) bool: frequencies (omega > 0) where no source's phase difference wraps, omega tau_max <
+    :data:`UNALIASED_FRACTION` pi."""
+    from .features import omega
+
+    w = omega(num_freqs)
+    return (w > 0) & (w * max_delay_samples < UNALIASED_FRACTION * np.pi)
+
+
+def check_spacing(num_freqs: int, max_delay_samples: float, mic_spacing_m: float, sample_rate: int) -> None:
+    """Refuse a spacing at which (almost) every frequency's phase difference wraps.
+
+    Raises:
+        ValueError: fewer than :data:`MIN_UNALIASED_BINS` unaliased frequencies, with the largest usable spacing.
+    """
+    n = int(unaliased_bins(num_freqs, max_delay_samples).sum())
+    if n < MIN_UNALIASED_BINS:
+        ceiling = mic_spacing_m / max_delay_samples * UNALIASED_FRACTION * (num_freqs - 1) / MIN_UNALIASED_BINS
+        raise ValueError(f"mic spacing {mic_spacing_m} m at {sample_rate} Hz gives delays up to "
+                         f"{max_delay_samples:.1f} samples: the phase difference wraps at all but {n} of {num_freqs} "
+                         f"frequencies, too few to estimate the sources' delays; use a spacing under "
+                         f"{ceiling:.2f} m (or a higher sample rate)")
+
+
+def _wrap(phase: np.ndarray) -> np.ndarray:
+    return (phase + np.pi) % (2 * np.pi) - np.pi
+
+
+def wrapped_phase_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_samples: float,
+                         rng: np.random.Generator, refine_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial labels for any mic spacing (DUET-style, Yilmaz & Rickard 2004): estimate the sources' delays, then
+    give each bin the source whose predicted inter-mic phase, wrapped, is nearest the observed one.
+
+    1. Delays: K-means (as :func:`bpd_labels`) on the NPD of the non-silent bins of the unaliased frequencies
+       (:func:`unaliased_bins`), where NPD = delay.
+    2. Refinement on all non-silent bins: each bin goes to the delay tau_k maximizing cos(phi - omega tau_k)
+       (phi = omega NPD, the observed phase difference), then each tau_k moves to the maximum of the sum of
+       cos(phi - omega tau) over its bins (a grid of +-0.1 sample in 0.005 steps); ``refine_steps`` times.
+    3. Every bin gets the nearest delay in wrapped phase.
+
+    Args:
+        npd: (F, T) float, samples (angle(M1 / M2) / omega, wrapped where |omega tau| > pi). active: (F, T) bool.
+        num_sources: K. max_delay_samples: d fs / c. rng: the mixture's generator (K-means initializations).
+
+    Returns:
+        ((F, T) uint8 labels in 0..K-1, cluster 0 having the smallest delay; (K,) float64 delays in samples).
+
+    Raises:
+        ValueError: fewer unaliased non-silent bins than sources.
+    """
+    from .features import omega
+
+    f = npd.shape[0]
+    w = omega(f)[:, None]  # (F, 1)
+    phi = npd.astype(np.float64) * w  # (F, T) observed phase difference, wrapped to (-pi, pi]
+    limit = 1.5 * max_delay_samples
+    fit = active & unaliased_bins(f, max_delay_samples)[:, None]
+    values = np.clip(npd[fit], -limit, limit).astype(np.float64)
+    if values.size < num_sources:
+        raise ValueError(f"only {values.size} non-silent unaliased bins for {num_sources} clusters")
+    taus = kmeans_1d(values, num_sources, rng)  # (K,) ascending
+    use = active.copy()
+    use[0] = False
+    phi_a, w_a = phi[use], np.broadcast_to(w, phi.shape)[use]  # (L,)
+    grid = np.linspace(-0.1, 0.1, 41)
+    for _ in range(refine_steps):
+        nearest = np.argmax(np.cos(phi_a[None] - w_a[None] * taus[:, None]), axis=0)  # (L,)
+        for k in range(num_sources):
+            sel = nearest == k
+            if sel.sum() < 2:
+                continue
+            cand = taus[k] + grid  # (G,)
+            score = np.cos(phi_a[sel][None] - w_a[sel][None] * cand[:, None]).sum(axis=1)  # (G,)
+            taus[k] = float(np.clip(cand[int(np.argmax(score))], -limit, limit))
+    taus = np.sort(taus)
+    out = np.argmax(np.cos(phi[None] - w[None] * taus[:, None, None]), axis=0)  # (F, T)
+    return out.astype(np.uint8), taus
+
+
+def spatial_labels(npd: np.ndarray, active: np.ndarray, num_sources: int, max_delay_samples: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """The BPD labels of a mixture: :func:`bpd_labels` (the paper's K-means on the NPD, eq. 5) when no phase
+    difference can wrap (max delay <= 0.5 sample, e.g. 1 cm at 16 kHz: the labels of earlier versions byte for
+    byte), else :func:`wrapped_phase_labels`. Returns (F, T) uint8."""
+    if max_delay_samples <= 0.5:
+        return bpd_labels(npd, active, num_sources, max_delay_samples, rng)
+    return wrapped_phase_labels(npd, active, num_sources, max_delay_samples, rng)[0]
+
+
 def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sources: int,
                    max_delay_samples: float, min_std: float | None = None) -> np.ndarray:
     """How clearly each bin's NPD belongs to its BPD cluster, in [0, 1] (confidence weights in the spirit of
     Seetharaman, Wichern, Le Roux, Pardo, "Bootstrapping single-channel source separation via unsupervised spatial
     clustering on stereo mixtures", ICASSP 2019).
 
-    Each cluster k of the labels is taken as a 1-D Gaussian of the clipped NPD (mean, standard deviation and share
-    of its active bins, omega > 0); the confidence of a bin is the posterior p of its own cluster, rescaled from
+    Each cluster k of the labels is taken as a 1-D Gaussian of its bins' distance to its centre (share, centre and
+    root-mean-square distance over its active bins, omega > 0): the clipped NPD (samples) where no phase wraps,
+    else the wrapped phase (radians) around the cluster's delay (:func:`wrapped_phase_labels`); the confidence of a bin is the posterior p of its own cluster, rescaled from
     chance to certainty: (p - 1/K) / (1 - 1/K), clipped to [0, 1]. Well-separated clusters give ~1 everywhere, bins
     between two centres ~0.
 
@@ -160,21 +254,34 @@ def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sou
         (F, T) float32 in [0, 1].
     """
     limit = 1.5 * max_delay_samples
-    min_std = 0.02 * limit if min_std is None else min_std
-    x = np.clip(npd, -limit, limit).astype(np.float64)
     fit = active.copy()
     fit[0] = False
-    xs, ls = x[fit], bpd[fit]
-    log_p = np.empty((num_sources,) + x.shape)  # (K, F, T)
+    ls = bpd[fit]
+    log_p = np.empty((num_sources,) + npd.shape)  # (K, F, T)
     if not any((ls == k).sum() >= 2 for k in range(num_sources)):
-        return np.zeros(x.shape, np.float32)
+        return np.zeros(npd.shape, np.float32)
+    if max_delay_samples <= 0.5:  # no wrapping: distances in NPD (samples)
+        min_std = 0.02 * limit if min_std is None else min_std
+        x = np.clip(npd, -limit, limit).astype(np.float64)
+        centres = [x[fit][ls == k].mean() if (ls == k).sum() else 0.0 for k in range(num_sources)]
+        residual = [x - c for c in centres]
+    else:  # wrapped phase (radians) around each cluster's delay, estimated on its unaliased bins
+        from .features import omega
+
+        min_std = 0.05 if min_std is None else min_std
+        w = omega(npd.shape[0])[:, None]
+        phi = npd.astype(np.float64) * w
+        clean = fit & unaliased_bins(npd.shape[0], max_delay_samples)[:, None]
+        centres = [float(np.median(npd[clean & (bpd == k)])) if (clean & (bpd == k)).any() else 0.0
+                   for k in range(num_sources)]
+        residual = [_wrap(phi - w * c) for c in centres]
     for k in range(num_sources):
-        own = xs[ls == k]
+        own = residual[k][fit][ls == k]
         if own.size < 2:  # an empty cluster: no evidence either way
             log_p[k] = -np.inf
             continue
-        mu, sd, share = own.mean(), max(own.std(), min_std), own.size / max(xs.size, 1)
-        log_p[k] = np.log(share) - np.log(sd) - 0.5 * ((x - mu) / sd) ** 2
+        sd, share = max(float(np.sqrt(np.mean(own**2))), min_std), own.size / max(ls.size, 1)
+        log_p[k] = np.log(share) - np.log(sd) - 0.5 * (residual[k] / sd) ** 2
     log_p -= log_p.max(axis=0, keepdims=True)
     post = np.exp(log_p)
     post /= post.sum(axis=0, keepdims=True)

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .acoustics import draw_room
+from .acoustics import ROOM_RT60_RANGE, ROOM_SOURCE_DISTANCE_RANGE, draw_room
 from .atomic import atomic_path, write_text_atomic
 from .corpus import GENDERS, SPLITS, Utterance
 from .rng import rng_for
@@ -54,6 +54,18 @@ class RenderConfig:
     gain_high: float = 1.0
     room: str = "anechoic"
     speed_perturb: float = 0.0  # > 0: each source's speed factor drawn from U(1 - x, 1 + x), to 0.01 (Ko et al. 2015)
+    rt60_range_s: tuple[float, float] = ROOM_RT60_RANGE  # reverberant rooms: RT60 drawn from U(low, high)
+    source_distance_range_m: tuple[float, float] = ROOM_SOURCE_DISTANCE_RANGE  # and source distances
+
+    def __post_init__(self) -> None:
+        for name in ("rt60_range_s", "source_distance_range_m"):
+            lo, hi = getattr(self, name)
+            object.__setattr__(self, name, (float(lo), float(hi)))  # JSON gives lists
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must be 0 < low <= high, got {lo}, {hi}")
+        if self.source_distance_range_m[1] > 3.0:
+            raise ValueError(f"sources farther than 3 m ({self.source_distance_range_m[1]}) do not fit the drawn "
+                             f"rooms (5-10 m with 0.5 m clearance)")
 
     @property
     def num_samples(self) -> int:
@@ -276,11 +288,11 @@ class Planner:
         if self.config.room not in ROOMS:
             raise ValueError(f"unknown room {self.config.room!r}: choose one of {ROOMS}")
         draw_angles(np.random.default_rng(0), num_speakers, self.config.min_angle_deg)  # raises if infeasible
-        if self.config.max_delay_samples > 0.5:
-            raise ValueError(f"mic spacing {self.config.mic_spacing_m} m gives delays up to "
-                             f"{self.config.max_delay_samples:.2f} samples at {self.config.sample_rate} Hz: phase "
-                             f"differences alias above 0.5 sample; use --mic-spacing <= "
-                             f"{0.5 * self.config.sound_speed_m_s / self.config.sample_rate:.4f}")
+        from .features import N_FFT
+        from .labels import check_spacing
+
+        check_spacing(N_FFT // 2 + 1, self.config.max_delay_samples, self.config.mic_spacing_m,
+                      self.config.sample_rate)  # phase differences may wrap (any spacing), but not everywhere
         # f / m: N speakers of that gender; fm: one of each plus N - 2 of either, so N - 1 of each gender suffice
         need = {gender: num_speakers} if gender in GENDERS else {g: num_speakers - 1 for g in GENDERS}
         for g, n in need.items():
@@ -319,7 +331,8 @@ class Planner:
         angles = draw_angles(rng, num_speakers, self.config.min_angle_deg)
         gains = draw_gains(rng, num_speakers, self.config.gain_low, self.config.gain_high)
         c = self.config
-        room_params = draw_room(rng, angles, c.mic_spacing_m) if c.room == "reverberant" else {}
+        room_params = (draw_room(rng, angles, c.mic_spacing_m, c.rt60_range_s, c.source_distance_range_m)
+                       if c.room == "reverberant" else {})
         speeds = ()  # drawn last, so specs without speed perturbation are those of earlier versions
         if c.speed_perturb:
             speeds = tuple(round(float(v), 2) for v in rng.uniform(1 - c.speed_perturb, 1 + c.speed_perturb,

@@ -67,8 +67,10 @@ def test_dry_run_prints_sizes_renders_nothing_and_refuses_impossible_requests(sm
     assert not (tmp_path / "data").exists()
     r = runner.invoke(dcgen, base + ["--speakers", "3", "--min-angle", "100"])  # 3 sources 100 degrees apart in 180
     assert r.exit_code != 0 and "3 sources cannot be pairwise 100.0 degrees apart" in r.output
-    r = runner.invoke(dcgen, base + ["--mic-spacing", "0.05"])  # 0.05 m at 16 kHz aliases the phase difference
-    assert r.exit_code != 0 and "alias" in r.output and "--mic-spacing <= 0.0107" in r.output
+    r = runner.invoke(dcgen, base + ["--mic-spacing", "1.0"])  # 1 m at 16 kHz: phases wrap almost everywhere
+    assert r.exit_code != 0 and "wraps at all but 4 of 257 frequencies" in r.output and "spacing under 0.6" in r.output
+    r = runner.invoke(dcgen, base + ["--mic-spacing", "0.05"])  # 5 cm wraps above 3.1 kHz: wrapped-phase labels
+    assert r.exit_code == 0, r.output
     r = runner.invoke(dcgen, base + ["--all-datasets", "--num-mixtures", "6,2,2"])
     assert r.exit_code != 0 and "usable speakers" in r.output  # 3-speaker f needs 3 test speakers; the slice has 1
 

@@ -146,6 +146,9 @@ class DeepClusteringDataset(Dataset):
         if self.target == "rpd":
             spec = data["spec"]
             max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+            if max_delay > 0.5:
+                raise ValueError(f"{spec.mixture_id}: the RPD target is the raw NPD, which wraps at a mic spacing of "
+                                 f"{spec.mic_spacing_m} m (delays up to {max_delay:.2f} samples); train BPD or DS")
             y = labels.rpd_target(data["npd"], w, max_delay)[..., None]  # (F, T, 1)
         else:
             y = data[self.target]  # (F, T) uint8
