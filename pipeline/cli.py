@@ -193,6 +193,64 @@ def plan_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, sp
             click.echo(f"wrote {path} ({len(ss)} mixtures, sha256 {specs.specs_hash(ss)[:12]})")
 
 
+@main.command("ingest")
+@click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mic-spacing", type=float, required=True, help="Distance between the two microphones (m).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: OUT/rec<K>/train-*.h5 (K speakers per window), ingest_report.json.")
+@click.option("--speakers", default="2", help="Speakers per window (K of the spatial labels), or 'auto' to estimate "
+                                              "it per window from the spatial cues.")
+@click.option("--max-speakers", type=int, default=3, help="Largest K 'auto' may give.")
+@click.option("--channels", default="1,2", help="The two channels (1-based) of the microphones, e.g. 1,2.")
+@click.option("--window", "window_s", type=float, default=2.0, help="Window length (s).")
+@click.option("--hop", "hop_s", type=float, default=2.0, help="Window hop (s).")
+@click.option("--shard-size", type=int, default=100, help="Windows per shard.")
+def ingest_cmd(recordings, mic_spacing, out, speakers, max_speakers, channels, window_s, hop_s, shard_size) -> None:
+    """Cut two-channel RECORDINGS (WAV/FLAC, any rate, any length) into windows with spatial labels and no
+    references: training shards for `dctrain --target bpd`. Windows that are silent or hold one talker are dropped
+    and counted."""
+    from .ingest import ingest
+
+    try:
+        pair = tuple(int(c) for c in channels.split(","))
+        if len(pair) != 2:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{channels!r}: give two channel numbers such as 1,2", param_hint="--channels")
+    if speakers != "auto" and not (speakers.isdigit() and int(speakers) >= 2):
+        raise click.BadParameter(f"{speakers!r}: give a count >= 2 or 'auto'", param_hint="--speakers")
+    try:
+        report = ingest(recordings, out, mic_spacing, None if speakers == "auto" else int(speakers), max_speakers,
+                        pair, window_s, hop_s, shard_size)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary())
+    click.echo(f"wrote {out}/rec*/ and {out}/ingest_report.json")
+
+
+@main.command("export")
+@click.option("--from-specs", "from_specs", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="A dataset folder with <split>.jsonl specs (as `dcgen render` leaves them).")
+@click.option("--corpus", "corpus_dirs", type=click.Path(path_type=Path), multiple=True, default=(DEFAULT_CORPUS,),
+              help="The corpus folder(s) the specs were planned from.")
+@click.option("--split", type=click.Choice(corpus.SPLITS), default="test", help="Split to export.")
+@click.option("--max-mixtures", type=int, default=None, help="Export only the first N mixtures.")
+@click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16"]), default="FLOAT",
+              help="FLOAT: exact float32 (ingest reproduces the render's features); PCM_16: as a recorder writes.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+def export_cmd(from_specs, corpus_dirs, split, max_mixtures, subtype, out) -> None:
+    """Write rendered mixtures as stereo WAVs (mic 1, mic 2) with their references beside them
+    (<mixture_id>.ref<k>.wav) and specs.jsonl, to test `dcgen ingest` on recordings with known answers."""
+    from .ingest import export_mixtures
+
+    try:
+        ss = build.read_spec_dir(from_specs, (split,))[split][:max_mixtures]
+        paths = export_mixtures(ss, _corpus_arg([Path(d) for d in corpus_dirs]), out, subtype)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {len(paths)} stereo recordings with their references to {out}")
+
+
 @main.command("verify")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def verify_cmd(dataset_dir: Path) -> None:

@@ -27,6 +27,11 @@ Version 1 files (float32 ``mixture`` (M, 2, S), no ``mic2``) are still read.
 
 File attributes: ``schema_version``, ``dataset``, ``split``, ``num_speakers``, ``sample_rate``, ``n_fft``, ``hop``,
 ``compression``, ``specs_sha256`` and ``provenance`` (JSON: render config, seed, package versions, command).
+
+**Recordings** (``dcgen ingest``: windows of a user's two-channel recordings, no clean sources): the same schema
+with ``mic1`` (M, S) float16 stored instead of ``sources`` and no ``ds``; the attribute ``absent_fields`` (JSON list:
+``["sources", "ds"]``) says so, and asking the reader for an absent field raises ValueError with what to do
+instead (train on ``bpd`` targets; score models on rendered shards).
 Files are written under a temporary name and renamed when complete. Readers open files lazily, once per process
 (h5py handles survive neither fork nor pickling).
 """
@@ -118,6 +123,46 @@ def write_shard(path: str | Path, examples: Sequence[Example], provenance: dict)
             })
 
 
+RECORDING_FIELDS = ("mic1", "mic2", "magnitude", "npd", "bpd")  # what a shard of recordings holds
+RECORDING_ABSENT = ("sources", "ds")
+
+
+def write_recording_shard(path: str | Path, windows: Sequence[dict], provenance: dict) -> None:
+    """Write windows of recordings (``dcgen ingest``) to one shard, atomically: the schema without references.
+
+    Args:
+        windows: dicts with ``mic1``, ``mic2`` (S,) float, ``magnitude``, ``npd`` (F, T) float32, ``bpd`` (F, T)
+            uint8 and ``spec`` (a MixtureSpec describing the window), all with the same N.
+
+    Raises:
+        ValueError: no windows, or windows of different source counts.
+    """
+    if not windows:
+        raise ValueError("a shard needs at least one window")
+    first = windows[0]["spec"]
+    if any(w["spec"].num_speakers != first.num_speakers for w in windows):
+        raise ValueError(f"shard {path} mixes windows of different speaker counts")
+    arrays = {"mic1": np.stack([w["mic1"] for w in windows]).astype(np.float16),
+              "mic2": np.stack([w["mic2"] for w in windows]).astype(np.float16),
+              "magnitude": round_mantissa(np.stack([w["magnitude"] for w in windows])),
+              "npd": round_mantissa(np.stack([w["npd"] for w in windows])),
+              "bpd": np.stack([w["bpd"] for w in windows]).astype(np.uint8)}
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
+            for name, data in arrays.items():
+                h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], track_times=False, **COMPRESSION)
+            h5.create_dataset("spec", data=[w["spec"].to_json() for w in windows], dtype=h5py.string_dtype(),
+                              track_times=False)
+            h5.attrs.update({
+                "schema_version": SCHEMA_VERSION, "dataset": first.dataset, "split": first.split,
+                "num_speakers": first.num_speakers, "sample_rate": first.sample_rate,
+                "n_fft": features.N_FFT, "hop": features.HOP, "compression": COMPRESSION_NAME,
+                "specs_sha256": specs_hash(w["spec"] for w in windows),
+                "provenance": json.dumps(provenance, sort_keys=True),
+                "absent_fields": json.dumps(list(RECORDING_ABSENT)),
+            })
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes."""
     h = hashlib.sha256()
@@ -133,7 +178,8 @@ def shard_matches(path: str | Path, specs: Sequence[MixtureSpec]) -> bool:
         with h5py.File(path, "r") as h5:
             return (int(h5.attrs["schema_version"]) == SCHEMA_VERSION
                     and h5.attrs["specs_sha256"] == specs_hash(specs)
-                    and all(h5[name].shape[0] == len(specs) for name in STORED_FIELDS + ("spec",)))
+                    and all(h5[name].shape[0] == len(specs) for name in
+                            (RECORDING_FIELDS if "absent_fields" in h5.attrs else STORED_FIELDS) + ("spec",)))
     except (OSError, KeyError):
         return False
 
@@ -214,6 +260,10 @@ class ShardSet:
                 names the file and row and says how to find and replace broken shards.
         """
         k, row = self.index[i]
+        absent = set(json.loads(self.attrs[k].get("absent_fields", "[]"))) & set(fields)
+        if absent:
+            raise ValueError(f"shard {self.paths[k]} holds recordings without {sorted(absent)} (dcgen ingest): train "
+                             f"on --target bpd, and score models on rendered shards, which have references")
         try:
             return self._read_row(k, row, fields)
         except (OSError, KeyError, ValueError) as exc:
@@ -230,6 +280,8 @@ class ShardSet:
             if name == "spec":
                 text = h5["spec"][row]
                 out["spec"] = MixtureSpec.from_json(text.decode("utf-8") if isinstance(text, bytes) else text)
+            elif name == "mixture" and "mic1" in h5:  # recordings: both mics stored
+                out["mixture"] = np.stack([h5["mic1"][row], h5["mic2"][row]]).astype(np.float32)  # (2, S)
             elif name == "mixture" and "mic2" in h5:  # version 2: mic 1 = sum of the sources at mic 1
                 sources = out["sources"] if "sources" in out else h5["sources"][row].astype(np.float32)
                 out["mixture"] = np.stack([sources.sum(axis=0), h5["mic2"][row].astype(np.float32)])  # (2, S)

@@ -41,11 +41,12 @@ def verify_dataset(dataset_dir: str | Path) -> list[str]:
                 version = int(h5.attrs.get("schema_version", -1))
                 if version != shards.SCHEMA_VERSION:
                     problems.append(f"{entry['file']}: schema version {version}, expected {shards.SCHEMA_VERSION}")
-                for name in shards.STORED_FIELDS + ("spec",):
+                stored = shards.RECORDING_FIELDS if "absent_fields" in h5.attrs else shards.STORED_FIELDS
+                for name in stored + ("spec",):
                     if h5[name].shape[0] != entry["num_mixtures"]:
                         problems.append(f"{entry['file']}: {name} holds {h5[name].shape[0]} mixtures, index says "
                                         f"{entry['num_mixtures']}")
-                for name in ("sources", "mic2", "magnitude", "npd"):
+                for name in [n for n in ("sources", "mic1", "mic2", "magnitude", "npd") if n in h5]:
                     for row in range(h5[name].shape[0]):
                         if not np.isfinite(h5[name][row]).all():
                             problems.append(f"{entry['file']}: non-finite values in {name}[{row}]")
