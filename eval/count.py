@@ -84,9 +84,11 @@ def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndar
 
     from spatialdc.trainer.data import network_input
 
+    from .separate import inference_dense_bf16
+
     x = network_input(magnitudes, stats)  # (B, T, F)
-    with torch.no_grad():
-        v, h = model.embed_with_states(torch.from_numpy(x))
+    with torch.inference_mode():
+        v, h = model.embed_with_states(torch.from_numpy(x), dense_bf16=inference_dense_bf16())
     return x, h.numpy(), v.transpose(1, 2).numpy()
 
 

@@ -9,11 +9,17 @@ from sklearn.cluster import KMeans
 from spatialdc.pipeline import features
 from spatialdc.pipeline.features import apply_masks, binary_masks  # noqa: F401  (re-exported: eval's API)
 from spatialdc.trainer.data import network_input
+from spatialdc.trainer.precision import resolve
 
 
-@torch.no_grad()
+def inference_dense_bf16() -> bool:
+    """Whether embeddings are computed with the dense layer in bf16: where the CPU has native bf16 instructions, as
+    ``--precision auto`` trains (:func:`spatialdc.trainer.precision.resolve`)."""
+    return resolve("auto").dense_bf16
+
+
 def embed(model: torch.nn.Module, stats: dict[str, np.ndarray], magnitudes: np.ndarray) -> np.ndarray:
-    """Embeddings of a batch of mixtures.
+    """Embeddings of a batch of mixtures (``torch.inference_mode``; dense layer in bf16 where the CPU has native bf16).
 
     Args:
         model: a DeepClusteringNet in eval mode.
@@ -24,7 +30,8 @@ def embed(model: torch.nn.Module, stats: dict[str, np.ndarray], magnitudes: np.n
         (B, F, T, D) float32, unit-norm embeddings.
     """
     x = torch.from_numpy(network_input(magnitudes, stats))  # (B, T, F)
-    return model(x).transpose(1, 2).numpy()  # (B, F, T, D)
+    with torch.inference_mode():
+        return model(x, dense_bf16=inference_dense_bf16()).transpose(1, 2).numpy()  # (B, F, T, D)
 
 
 def cluster_labels(embeddings: np.ndarray, active: np.ndarray, num_sources: int, random_state: int) -> np.ndarray:
