@@ -97,3 +97,19 @@ def test_confidence_weights_scale_the_loss_weights_of_training_examples(small_da
     assert 0.3 < float(weighted.sum() / plain.sum()) < 1.0
     with pytest.raises(ValueError, match="confidence weights rate BPD labels"):
         DeepClusteringDataset(shards, "ds", stats, label_weights="confidence")
+
+
+def test_dynamic_mixing_over_several_datasets_keeps_each_rows_gender_mix(template_data, small_corpus):
+    from spatialdc.trainer.dynamic import mixing_templates
+
+    r = CliRunner().invoke(dcgen, ["render", "--corpus", str(small_corpus), "--speakers", "2", "--gender", "f",
+                                   "--split", "train", "--num-mixtures", "4", "--workers", "0", "--quiet",
+                                   "--out", "data"])
+    assert r.exit_code == 0, r.output
+    shards = ShardSet(expand_shards([str(template_data.parent / "f2" / "train-*.h5"),
+                                     str(template_data / "train-*.h5")]))
+    templates, template_of = mixing_templates(shards)
+    assert [t.gender for t in templates] == ["f", "fm"] and template_of == [0] * 4 + [1] * 8
+    data = DynamicMixingDataset(templates, [small_corpus], len(shards), "bpd", input_stats(shards),
+                                template_of=template_of)
+    assert set(data.spec(2, 1).genders) == {"f"} and set(data.spec(2, 7).genders) == {"f", "m"}

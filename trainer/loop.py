@@ -21,7 +21,7 @@ from .checkpoint import inference_state, load_checkpoint, save_checkpoint
 from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
-from .dynamic import DynamicMixingDataset, mixing_template
+from .dynamic import DynamicMixingDataset, mixing_templates
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .precision import REFERENCE, StepMode, resolve
 from .model import build_model
@@ -126,9 +126,10 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         net = torch.nn.parallel.DistributedDataParallel(model)
 
     if config.dynamic_mixing:
-        train_data = DynamicMixingDataset(mixing_template(train_set), config.corpus, len(train_set), config.target,
-                                          stats, config.chunk_frames, config.silence_db, config.seed,
-                                          config.freq_warp, config.label_weights)
+        templates, template_of = mixing_templates(train_set)
+        train_data = DynamicMixingDataset(templates, config.corpus, len(train_set), config.target, stats,
+                                          config.chunk_frames, config.silence_db, config.seed, config.freq_warp,
+                                          config.label_weights, template_of)
     else:
         train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
                                            config.seed, cache_bytes=int(config.cache_gb * 1e9),
