@@ -12,6 +12,7 @@ from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.build import package_versions
 
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
+from .html_report import write_eval_report
 from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
 from .report import count_confusion, markdown_table, summarize, write_csv
@@ -44,9 +45,13 @@ from .report import count_confusion, markdown_table, summarize, write_csv
 @click.option("--oracles/--no-oracles", default=True, help="Score the oracle DS and BPD masks beside the model.")
 @click.option("--plots/--no-plots", default=True,
               help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
+@click.option("--examples", type=click.IntRange(min=0), default=6,
+              help="Write <report>.report/report.html (beside the CSV, opens from the file system) with this many "
+                   "mixtures to listen to and look at: best, median, worst by the model's SDRi and ranks spread "
+                   "between; 0: no page.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         speakers, max_speakers, count_head, oracles, plots, quiet) -> None:
+         speakers, max_speakers, count_head, oracles, plots, examples, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -76,10 +81,9 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
         click.echo(confusion)
     click.echo(table)
     click.echo(paper)
-    written = [report, str(md)]
-    if plots:
-        written += [str(p) for p in write_plots(rows, shard_patterns, Path(report))]
-    click.echo("wrote " + ", ".join(written))
+    figures = write_plots(rows, shard_patterns, Path(report)) if plots else []
+    page = write_eval_report(report, rows, provenance, examples, figures)
+    click.echo("wrote " + ", ".join([report, str(md)] + [str(p) for p in figures] + ([str(page)] if page else [])))
 
 
 def write_plots(rows, shard_patterns, report: Path) -> list[Path]:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import click
 
 from .evaluate import DEFAULT_CLUSTER_DB
+from .html_report import write_separation_report
 from .separator import MODEL_SAMPLE_RATE, Separator, level_gain, separate_recording  # noqa: F401 (API)
 
 
@@ -42,8 +44,11 @@ def _list_models(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--chunk-seconds", type=float, default=8.0, help="Long recordings are separated in chunks this long.")
 @click.option("--overlap-seconds", type=float, default=2.0, help="Overlap of consecutive chunks (speakers matched).")
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB, help="K-means fit range below the loudest bin.")
+@click.option("--report", is_flag=True,
+              help="Also write OUT/<recording>.report/report.html (opens from the file system): the input, the "
+                   "stems, the mask of each stem over the spectrogram, how the count was decided.")
 def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speakers, count_head, chunk_seconds,
-         overlap_seconds, cluster_db) -> None:
+         overlap_seconds, cluster_db, report) -> None:
     """Separate RECORDING (WAV/FLAC, any rate, mic 1 of a multichannel file) into one WAV per speaker, with a
     shipped model (default) or your own checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -60,10 +65,13 @@ def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speake
         sep = Separator(checkpoint, **options) if checkpoint else Separator.from_pretrained(model_name, **options)
         if not checkpoint:
             click.echo(f"model: shipped {sep.name} ({_card_line(sep.card)}); --list-models shows the others")
-        paths = sep.separate_file(recording, out, count, overwrite=overwrite)
+        if report:
+            paths, page = write_separation_report(sep, recording, out, count, overwrite, sys.argv)
+        else:
+            paths, page = sep.separate_file(recording, out, count, overwrite=overwrite), None
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for path in paths:
+    for path in paths + ([page] if page else []):
         click.echo(f"wrote {path}")
     import soundfile as sf
 

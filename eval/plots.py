@@ -1,5 +1,6 @@
 """Figures a person reads (matplotlib, PNG): SDRi box plots per method (like Tzinis et al. 2019, Fig. 3), the NPD
-histogram of one mixture (Fig. 2), and SDRi against the angle between sources and against the gain ratio."""
+histogram of one mixture (Fig. 2), SDRi against the angle between sources and against the gain ratio, and a mixture's
+spectrogram beside its masks (the HTML report's)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, tight: bool = True) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight" if tight else None)
     _pyplot().close(fig)
     return path
 
@@ -131,12 +132,102 @@ def npd_histogram(npd: np.ndarray, active: np.ndarray, labels: np.ndarray, max_d
     lim = 2 * max_delay_samples
     edges = np.linspace(-lim, lim, 121)
     for k in np.unique(labels[active]):
-        ax.hist(np.clip(npd[active & (labels == k)], -lim, lim), bins=edges, alpha=0.6, label=f"source {k}")
+        ax.hist(np.clip(npd[active & (labels == k)], -lim, lim), bins=edges, alpha=0.6, label=f"source {k + 1}")
     ax.set_xlabel("normalized phase difference (samples)")
     ax.set_ylabel("TF bins")
     ax.set_title(title or "NPD of the non-silent bins")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+SOURCE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # source / stem k: tab10
+MAX_COLUMNS = 2400  # frames drawn per panel at most: longer spectrograms are decimated in time
+
+
+def _level(magnitude: np.ndarray, range_db: float) -> np.ndarray:
+    """(F, T) |STFT| -> (F, T) float in [0, 1]: dB under the loudest bin, 0 at ``range_db`` below it."""
+    db = 20 * np.log10(np.maximum(magnitude, 1e-12) / max(float(magnitude.max()), 1e-12))
+    return np.clip(1 + db / range_db, 0, 1)
+
+
+def mask_figure(magnitude: np.ndarray, panels: Sequence[tuple[str, np.ndarray | None]], path: str | Path,
+                legend: Sequence[str] = (), sample_rate: int = 16000, hop: int = 128, columns: int | None = None,
+                range_db: float = 70.0, title: str = "") -> Path:
+    """A mixture's spectrogram beside its binary masks (one panel each).
+
+    A panel with labels None is the spectrogram, in dB under the loudest bin. A panel with (F, T) int labels shows
+    every bin in the colour of its source (:data:`SOURCE_COLORS`, label k), as bright as the bin is loud; bins with a
+    negative label are grey. A (F, T) bool array shows one binary mask: its bins in the colour of the panel's
+    position among the mask panels, the others dark.
+
+    Args:
+        magnitude: (F, T) float |STFT| of the mixture. legend: names of labels 0, 1, ... (shown under the figure).
+        sample_rate: Hz, hop: STFT hop (samples), for the axes (time in s, frequency in kHz); more than
+            :data:`MAX_COLUMNS` frames are drawn every k-th. columns: panels per row (default: all in one row).
+        range_db: the dynamic range drawn (dB). path: PNG to write (atomically).
+
+    Raises:
+        ValueError: a panel's labels are not of the magnitude's (F, T) shape.
+    """
+    plt = _pyplot()
+    f, t = magnitude.shape
+    step = -(-t // MAX_COLUMNS)  # decimate long recordings in time (every step-th frame)
+    level = _level(magnitude, range_db)[:, ::step]  # (F, T')
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    # a fixed layout in inches (tight_layout and a tight bounding box took most of the time of this figure)
+    left, right, top, gap, vgap = 0.65, 0.45 if columns > 1 else 0.75, 0.3, 0.8, 0.75
+    bottom = 0.5 + (0.3 if legend else 0)
+    width = 13.0 if columns > 1 else min(13.0, 3.0 + t * hop / sample_rate * 1.6)
+    panel_w, panel_h = (width - left - right - (columns - 1) * gap) / columns, 2.2 if columns > 1 else 1.5
+    height = top + bottom + rows * panel_h + (rows - 1) * vgap
+    fig = plt.figure(figsize=(width, height))
+    extent = (0, t * hop / sample_rate, 0, sample_rate / 2000)
+    colors = np.array([_rgb(c) for c in SOURCE_COLORS])  # (K, 3)
+    mask_no = 0
+    for i, (name, labels) in enumerate(panels):
+        r, c = divmod(i, columns)
+        ax = fig.add_axes(((left + c * (panel_w + gap)) / width,
+                           (height - top - (r + 1) * panel_h - r * vgap) / height, panel_w / width, panel_h / height))
+        if labels is None:
+            im = ax.imshow(level * range_db - range_db, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                           vmin=-range_db, vmax=0, interpolation="nearest")
+            bar = fig.colorbar(im, cax=ax.inset_axes((1.01, 0.0, 0.08 / panel_w, 1.0)))
+            bar.set_label("dB", fontsize=8, labelpad=0)  # outside the panel: it keeps the others' width
+            bar.ax.tick_params(labelsize=7)
+        else:
+            if labels.shape != (f, t):
+                raise ValueError(f"panel {name!r}: labels of shape {labels.shape}, the spectrogram is {(f, t)}")
+            lab = labels[:, ::step]
+            if lab.dtype == bool:
+                rgb = np.where(lab[..., None], colors[mask_no % len(colors)], 0.0)
+                mask_no += 1
+            else:
+                rgb = np.where(lab[..., None] >= 0, colors[np.maximum(lab, 0) % len(colors)], 0.5)
+            ax.imshow(rgb * level[..., None] ** 0.6, origin="lower", aspect="auto", extent=extent,
+                      interpolation="nearest")  # brightness: the bin's level (gamma 0.6 lifts the quiet ones)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("time (s)", labelpad=1)
+        if c == 0:
+            ax.set_ylabel("frequency (kHz)")
+        else:
+            ax.tick_params(labelleft=False)
+    if legend:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(color=SOURCE_COLORS[k % len(SOURCE_COLORS)], label=name)
+                            for k, name in enumerate(legend)], loc="lower center", ncol=len(legend), fontsize=9,
+                   frameon=False, bbox_to_anchor=(0.5, 0.0))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path, tight=False)
+
+
+def _rgb(color: str) -> tuple[float, float, float]:
+    """A colour name or hex string as (r, g, b) in [0, 1]."""
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(color)
 
 
 def paper_table(rows: Sequence[dict], metric: str = "sdri") -> list[dict]:

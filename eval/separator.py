@@ -10,6 +10,7 @@ API (:class:`Separator`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,8 @@ import soundfile as sf
 from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import atomic_path
 
-from .count import CountHead, count_features, estimate_num_speakers, network_outputs
+from .count import DEFAULT_SHARE, CountHead, count_features, embedding_spectrum, estimate_num_speakers, \
+    network_outputs
 from .evaluate import DEFAULT_CLUSTER_DB, resolve_count_head
 from .separate import apply_masks, binary_masks, cluster_labels, embed
 
@@ -132,10 +134,28 @@ def level_gain(magnitudes: Sequence[np.ndarray], stats: dict) -> float:
     return float(np.exp(float(np.mean(stats["mean"])) - float(np.mean(np.log(mag[mag > 0])))))
 
 
+@dataclass(frozen=True)
+class SeparationDetails:
+    """What :func:`separate_recording` decided on the way, for a person to look at (``dcsep --report``).
+
+    Attributes:
+        labels: (F, T) int8, the stem each STFT bin of the recording went to (K-means of its chunk's embeddings,
+            in the stems' order; from the middle of each chunk overlap on, the later chunk's); -1 where a chunk had
+            fewer non-silent bins than stems (every stem got an equal share of it). T = ``features.num_frames(S)``.
+        count_method: how N was chosen: ``"given"``, ``"count head"`` or ``"eigenvalue rule"``.
+        count_evidence: what the estimate rests on, in words (class probabilities of the head, or the eigenvalues
+            of the embeddings' second-moment matrix against the share threshold); empty for ``"given"``.
+    """
+
+    labels: np.ndarray
+    count_method: str
+    count_evidence: str
+
+
 def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | None, chunk_s: float = 8.0,
                        overlap_s: float = 2.0, max_speakers: int = 3, cluster_db: float = DEFAULT_CLUSTER_DB,
                        sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0,
-                       count_head: CountHead | None = None) -> tuple[np.ndarray, int]:
+                       count_head: CountHead | None = None, details: bool = False):
     """Separate a single-channel recording of any length.
 
     The recording is cut into chunks of ``chunk_s`` seconds overlapping by ``overlap_s``; each chunk is embedded,
@@ -148,38 +168,89 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
 
     Args:
         x: (S,) float, at ``sample_rate``.
+        details: also return a :class:`SeparationDetails` (the bins' stem labels and how the count was chosen);
+            the stems are the same either way.
 
     Returns:
-        ((N, S) float32 stems, N).
+        ((N, S) float32 stems, N), or ((N, S) float32 stems, N, SeparationDetails) with ``details``.
     """
     chunk, overlap = int(chunk_s * sample_rate), int(overlap_s * sample_rate)
     bounds = _chunk_bounds(x.shape[0], chunk, overlap)
     mags = [np.abs(features.stft(x[lo:hi])) for lo, hi in bounds]  # (F, T_k) per chunk
     gain = level_gain(mags, stats)
     embs = [(embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)) for mag in mags]
+    how, evidence = "given", ""
     if num_speakers is None and count_head is not None:
-        num_speakers = estimate_count_with_head(x, model, stats, count_head, gain, max_speakers, cluster_db)
+        probs = count_probabilities(x, model, stats, count_head, gain, cluster_db)
+        num_speakers = int(count_head.most_probable(probs, max_speakers)[0])
+        how, evidence = "count head", ", ".join(f"P({c} speakers) = {p:.2f}" for c, p in zip(count_head.classes,
+                                                                                             probs))
     elif num_speakers is None:
-        num_speakers = max(estimate_num_speakers(e, a, max_speakers) for e, a in embs if a.any())
+        counted = [(k, e, a) for k, (e, a) in enumerate(embs) if a.any()]
+        per_chunk = [estimate_num_speakers(e, a, max_speakers) for _, e, a in counted]
+        num_speakers = max(per_chunk)
+        how, evidence = "eigenvalue rule", _eigenvalue_evidence(counted, per_chunk, max_speakers)
     out = np.zeros((num_speakers, x.shape[0]))
+    all_labels = np.full((mags[0].shape[0], features.num_frames(x.shape[0])), -1, np.int8)  # (F, T)
     prev_tail = None
     for k, ((lo, hi), (emb, active)) in enumerate(zip(bounds, embs)):
         seg = x[lo:hi]
         if num_speakers == 1 or active.sum() < num_speakers:
             stems = np.repeat(seg[None] / num_speakers, num_speakers, axis=0)
+            labels = np.full(emb.shape[:2], 0 if num_speakers == 1 else -1)  # (F, T_k)
         else:
             labels = cluster_labels(emb, active, num_speakers, seed + k)
             stems = apply_masks(seg, binary_masks(labels, num_speakers)).astype(np.float64)
         ov = min(overlap, hi - lo) if k > 0 else 0
         if prev_tail is not None and ov > 0:
-            stems = stems[_best_permutation(prev_tail[:, -ov:], stems[:, :ov])]
+            order = _best_permutation(prev_tail[:, -ov:], stems[:, :ov])
+            stems = stems[order]
+            labels = np.where(labels >= 0, np.argsort(order)[np.maximum(labels, 0)], -1)  # stem i was stem order[i]
             fade = np.linspace(0.0, 1.0, ov)
             out[:, lo: lo + ov] = out[:, lo: lo + ov] * (1 - fade) + stems[:, :ov] * fade
             out[:, lo + ov: hi] = stems[:, ov:]
         else:
             out[:, lo:hi] = stems
         prev_tail = stems
+        first = round((lo + ov / 2) / features.HOP)  # this chunk's labels from the middle of the overlap on
+        skip = first - round(lo / features.HOP)
+        width = min(labels.shape[1] - skip, all_labels.shape[1] - first)
+        all_labels[:, first: first + width] = labels[:, skip: skip + width]
+    if details:
+        return out.astype(np.float32), num_speakers, SeparationDetails(all_labels, how, evidence)
     return out.astype(np.float32), num_speakers
+
+
+def _eigenvalue_evidence(counted: list, per_chunk: list[int], max_speakers: int, shown: int = 4) -> str:
+    """The eigenvalue rule's decision in words: the leading eigenvalues and count of the first ``shown`` chunks."""
+    lines = [f"chunk {k + 1}: eigenvalues " + " ".join(f"{v:.2f}" for v in embedding_spectrum(e, a)[:max_speakers + 1])
+             + f" -> {c}" for (k, e, a), c in zip(counted[:shown], per_chunk)]
+    if len(counted) > shown:
+        lines.append(f"... {len(counted)} chunks, counts " + " ".join(map(str, per_chunk)))
+    return "; ".join(lines) + (f" (a speaker per eigenvalue above the share {DEFAULT_SHARE}, 1..{max_speakers}; "
+                               f"the largest count of the chunks is used)")
+
+
+def count_probabilities(x: np.ndarray, model, stats: dict, head: CountHead, gain: float, cluster_db: float,
+                        window_s: float = 2.0, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
+    """Class probabilities of the count head for a recording: the mean over consecutive windows of ``window_s``
+    (see :func:`estimate_count_with_head`).
+
+    Returns:
+        (C,) float64, one per ``head.classes``, summing to 1.
+
+    Raises:
+        ValueError: a silent recording.
+    """
+    win = int(window_s * sample_rate)
+    starts = range(0, max(x.shape[0] - win, 0) + 1, win)
+    mags = np.stack([np.abs(features.stft(x[lo: lo + win])) for lo in starts])  # (W, F, T)
+    xin, h, v = network_outputs(model, stats, gain * mags)
+    active = features.active_bins(mags, head.cluster_db or cluster_db)  # (W, F, T)
+    keep = [k for k in range(len(mags)) if active[k].any()]
+    if not keep:
+        raise ValueError("the recording is silent: no speaker to count")
+    return head.probabilities(np.stack([count_features(xin[k], h[k], v[k], active[k]) for k in keep])).mean(0)
 
 
 def estimate_count_with_head(x: np.ndarray, model, stats: dict, head: CountHead, gain: float, max_speakers: int,
@@ -198,15 +269,7 @@ def estimate_count_with_head(x: np.ndarray, model, stats: dict, head: CountHead,
     Raises:
         ValueError: a silent recording.
     """
-    win = int(window_s * sample_rate)
-    starts = range(0, max(x.shape[0] - win, 0) + 1, win)
-    mags = np.stack([np.abs(features.stft(x[lo: lo + win])) for lo in starts])  # (W, F, T)
-    xin, h, v = network_outputs(model, stats, gain * mags)
-    active = features.active_bins(mags, head.cluster_db or cluster_db)  # (W, F, T)
-    keep = [k for k in range(len(mags)) if active[k].any()]
-    if not keep:
-        raise ValueError("the recording is silent: no speaker to count")
-    probs = head.probabilities(np.stack([count_features(xin[k], h[k], v[k], active[k]) for k in keep])).mean(0)
+    probs = count_probabilities(x, model, stats, head, gain, cluster_db, window_s, sample_rate)
     return int(head.most_probable(probs, max_speakers)[0])
 
 
@@ -284,16 +347,35 @@ class Separator:
             ValueError: a bad count, or a waveform :func:`check_waveform` refuses (empty, NaN or infinite
                 samples, shorter than one STFT frame, silent).
         """
-        if num_speakers != "auto" and not (isinstance(num_speakers, (int, np.integer)) and num_speakers >= 1):
-            raise ValueError(f"num_speakers must be an int >= 1 or 'auto', got {num_speakers!r}")
-        x = to_model_rate(check_waveform(waveform, sample_rate), sample_rate)
+        x = self._prepare(waveform, sample_rate, num_speakers)
         return self._separate(x, num_speakers)[0]
 
-    def _separate(self, x: np.ndarray, num_speakers: int | str) -> tuple[np.ndarray, int]:
+    def separate_detailed(self, waveform: np.ndarray, sample_rate: int,
+                          num_speakers: int | str = 2) -> tuple[np.ndarray, SeparationDetails]:
+        """:meth:`separate`, with what was decided on the way (for ``dcsep --report``).
+
+        Returns:
+            ((N, S16) float32 stems at 16 kHz, exactly :meth:`separate`'s; :class:`SeparationDetails`: the stem of
+            every STFT bin and how the count was chosen).
+
+        Raises:
+            ValueError: as :meth:`separate`.
+        """
+        x = self._prepare(waveform, sample_rate, num_speakers)
+        stems, _, details = self._separate(x, num_speakers, details=True)
+        return stems, details
+
+    @staticmethod
+    def _prepare(waveform: np.ndarray, sample_rate: int, num_speakers: int | str) -> np.ndarray:
+        if num_speakers != "auto" and not (isinstance(num_speakers, (int, np.integer)) and num_speakers >= 1):
+            raise ValueError(f"num_speakers must be an int >= 1 or 'auto', got {num_speakers!r}")
+        return to_model_rate(check_waveform(waveform, sample_rate), sample_rate)
+
+    def _separate(self, x: np.ndarray, num_speakers: int | str, details: bool = False):
         head = self._head() if num_speakers == "auto" else None
         return separate_recording(x, self.model, self.stats, None if num_speakers == "auto" else int(num_speakers),
                                   self.chunk_s, self.overlap_s, self.max_speakers, self.cluster_db,
-                                  seed=self.seed, count_head=head)
+                                  seed=self.seed, count_head=head, details=details)
 
     def separate_file(self, path: str | Path, out_dir: str | Path = "stems", num_speakers: int | str = 2,
                       overwrite: bool = False) -> list[Path]:
@@ -308,17 +390,29 @@ class Separator:
             ValueError: unreadable or refused audio (:func:`read_recording`), a bad count.
         """
         x, _ = read_recording(path)
-        stems, n = self._separate(x, num_speakers)
-        out_dir = Path(out_dir)
-        paths = [out_dir / f"{Path(path).stem}_speaker{k + 1}.wav" for k in range(n)]
-        existing = [str(p) for p in paths if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"{', '.join(existing)} exist: pass overwrite=True (dcsep --overwrite) or "
-                                  f"another output folder")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        peak = max(float(np.abs(stems).max()), 1e-9)
-        scale = 0.99 / peak if peak > 0.99 else 1.0  # avoid clipping in the 16-bit files
-        for k, p in enumerate(paths):
-            with atomic_path(p) as tmp:
-                sf.write(str(tmp), stems[k] * scale, MODEL_SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        return paths
+        stems, _ = self._separate(x, num_speakers)
+        return write_stems(stems, out_dir, Path(path).stem, overwrite)
+
+
+def write_stems(stems: np.ndarray, out_dir: str | Path, name: str, overwrite: bool = False) -> list[Path]:
+    """Write (N, S) stems at 16 kHz as ``out_dir/<name>_speaker<k>.wav``, 16-bit PCM, scaled down together if a stem
+    would clip; each file written atomically.
+
+    Returns:
+        the N paths written, in stem order.
+
+    Raises:
+        FileExistsError: a stem file exists and ``overwrite`` is False.
+    """
+    paths = [Path(out_dir) / f"{name}_speaker{k + 1}.wav" for k in range(stems.shape[0])]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist: pass overwrite=True (dcsep --overwrite) or "
+                              f"another output folder")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    peak = max(float(np.abs(stems).max()), 1e-9)
+    scale = 0.99 / peak if peak > 0.99 else 1.0  # avoid clipping in the 16-bit files
+    for k, p in enumerate(paths):
+        with atomic_path(p) as tmp:
+            sf.write(str(tmp), stems[k] * scale, MODEL_SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return paths
