@@ -1,0 +1,106 @@
+"""Spatial label quality on a ladder of rooms and mic spacings: how well the unsupervised labels agree with the
+dominant source (DS), on all non-silent bins and on the bins a labeler keeps, and the oracle SDRi of their masks.
+
+    python benchmarks/label_ladder.py [--mixtures 200] [--data data/ladder] [--rungs anechoic-1cm,mild-3cm,...]
+
+Rungs (fm2 test mixtures of the bundled corpus, rendered into ``--data/<rung>/`` unless already there):
+anechoic at 1, 3 and 5 cm; mild rooms (RT60 0.2-0.3 s, sources 0.5-1 m away) and today's reverberant rooms (RT60
+0.2-0.6 s, 1-2 m) at 1 and 3 cm. Labelers, all from the rendered NPD:
+
+- ``spatial``: the labels of the shards (:func:`spatialdc.pipeline.labels.spatial_labels`: K-means on the NPD where
+  no phase wraps, wrapped-phase labels otherwise), on every non-silent bin;
+- ``confidence>=0.5``: the same labels on the bins whose confidence (:func:`~spatialdc.pipeline.labels.bpd_confidence`,
+  the loss weight of ``dctrain --label-weights confidence``) is at least 0.5;
+- ``onsets``: the same labels on the bins whose power rose more than 3 dB over the mean of the 4 frames before
+  (the direct sound leads the reverberation at onsets).
+
+Columns: accuracy against DS under the best permutation (mean over mixtures), the share of non-silent bins kept,
+NMI (all bins), and the oracle SDRi (dB) of the full binary masks of the labels and of DS (BSS Eval, as dceval).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from spatialdc.eval.evaluate import evaluate
+from spatialdc.pipeline import build, corpus, features, labels, specs
+from spatialdc.pipeline.shards import ShardSet, expand_shards
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpora" / "librispeech-clips"
+RUNGS = {
+    "anechoic-1cm": dict(mic_spacing_m=0.01),
+    "anechoic-3cm": dict(mic_spacing_m=0.03),
+    "anechoic-5cm": dict(mic_spacing_m=0.05),
+    "mild-1cm": dict(mic_spacing_m=0.01, room="reverberant", rt60_range_s=(0.2, 0.3), source_distance_range_m=(0.5, 1)),
+    "mild-3cm": dict(mic_spacing_m=0.03, room="reverberant", rt60_range_s=(0.2, 0.3), source_distance_range_m=(0.5, 1)),
+    "reverberant-1cm": dict(mic_spacing_m=0.01, room="reverberant"),
+    "reverberant-3cm": dict(mic_spacing_m=0.03, room="reverberant"),
+}
+
+
+def onset_bins(magnitude: np.ndarray, rise_db: float = 3.0, frames: int = 4) -> np.ndarray:
+    """(F, T) bool: power more than ``rise_db`` over the mean of the ``frames`` frames before."""
+    p = magnitude.astype(np.float64) ** 2
+    prev = np.full_like(p, np.inf)
+    for t in range(frames, p.shape[1]):
+        prev[:, t] = p[:, t - frames: t].mean(axis=1)
+    return 10 * np.log10(p / (prev + 1e-20) + 1e-20) > rise_db
+
+
+def label_quality(pattern: str) -> dict[str, dict[str, float]]:
+    """Per labeler: mean accuracy on kept bins, mean share kept, mean NMI (all bins)."""
+    shards = ShardSet(expand_shards(pattern))
+    out: dict[str, dict[str, list]] = {}
+    for i in range(len(shards)):
+        d = shards.read(i, ("magnitude", "npd", "bpd", "ds", "spec"))
+        spec, n = d["spec"], d["spec"].num_speakers
+        active = features.active_bins(d["magnitude"])
+        max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+        kept = {"spatial": active,
+                "confidence>=0.5": active & (labels.bpd_confidence(d["npd"], d["bpd"], active, n, max_delay) >= 0.5),
+                "onsets": active & onset_bins(d["magnitude"])}
+        for name, mask in kept.items():
+            counts = labels.contingency(d["bpd"], d["ds"], n, mask)
+            r = out.setdefault(name, {"accuracy": [], "kept": [], "nmi": []})
+            r["accuracy"].append(labels.accuracy_from_contingency(counts))
+            r["kept"].append(mask.sum() / max(active.sum(), 1))
+            r["nmi"].append(labels.nmi_from_contingency(labels.contingency(d["bpd"], d["ds"], n, active)))
+    shards.close()
+    return {name: {k: float(np.nanmean(v)) for k, v in r.items()} for name, r in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mixtures", type=int, default=200, help="Test mixtures per rung.")
+    ap.add_argument("--data", type=Path, default=Path("data/ladder"), help="Where rungs are rendered (reused).")
+    ap.add_argument("--rungs", default=",".join(RUNGS), help="Comma-separated rung names.")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    lines = ["| rung | labeler | accuracy vs DS (kept bins) | bins kept | NMI | oracle SDRi, labels / DS (dB) |",
+             "|---|---|---|---|---|---|"]
+    for rung in args.rungs.split(","):
+        config = specs.RenderConfig(**RUNGS[rung])
+        out = args.data / rung
+        pattern = str(out / "fm2" / "test-*.h5")
+        if not list((out / "fm2").glob("test-*.h5")):
+            by = build.plan_dataset(utts, CORPUS, config, 0, "fm", 2, {"test": args.mixtures})
+            build.render_dataset(by, CORPUS, out, 100, args.workers, progress=False,
+                                 provenance=build.config_provenance(config, 0, CORPUS))
+        rows = evaluate([pattern], None, workers=args.workers, max_mixtures=args.mixtures, progress=False)
+        sdri = {m: np.mean([r["sdri"] for r in rows if r["method"] == m and not r["silent_reference"]])
+                for m in ("oracle_bpd", "oracle_ds")}
+        for name, q in label_quality(pattern).items():
+            lines.append(f"| {rung} | {name} | {100 * q['accuracy']:.1f} % | {100 * q['kept']:.0f} % | "
+                         f"{q['nmi']:.3f} | " + (f"{sdri['oracle_bpd']:.2f} / {sdri['oracle_ds']:.2f}"
+                                                  if name == "spatial" else "") + " |")
+        print("\n".join(lines[-3:]), flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
