@@ -7,16 +7,15 @@ the same run (interleaved repeats, medians).
   dceval's workers do: earlier under ``torch.no_grad`` in float32; now ``spatialdc.eval.separate.embed``
   (``torch.inference_mode``; the dense layer in bf16 where the CPU has native bf16). Frames per second.
 - **dcsep**: a ``--seconds`` recording of a female and a male test speaker of the bundled corpus (equal RMS,
-  summed), separated with 2 speakers in 8 s chunks with 2 s overlap: earlier every chunk embedded on its own, now
-  the chunks batched (:func:`spatialdc.eval.separator.embed_chunks`); K-means and resynthesis are the same. Real-time
-  factor = seconds of compute per second of audio (lower is faster), with the share spent embedding.
+  summed), separated with 2 speakers in 8 s chunks with 2 s overlap
+  (:func:`spatialdc.eval.separator.separate_recording`): real-time factor = seconds of compute per second of audio
+  (lower is faster), and the part of it spent embedding (the rest: STFT, K-means, resynthesis).
 Run it when nothing else runs; the torch threads are set by ``--threads``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import time
 from pathlib import Path
@@ -70,40 +69,36 @@ def main() -> None:
     batches = [np.stack(mags[k: k + 8]) for k in range(0, len(mags), 8)]
     frames = sum(b.shape[0] * b.shape[2] for b in batches)
     x = recording(args.seconds)
-    per_chunk = functools.partial(separator.embed_chunks, batch=1)
-    batched = separator.embed_chunks
-    results: dict[str, list[float]] = {k: [] for k in ("emb_before", "emb_now", "sep_before", "sep_now",
-                                                       "sep_embed_before", "sep_embed_now")}
+    results: dict[str, list[float]] = {k: [] for k in ("emb_before", "emb_now", "sep", "sep_embed")}
     for fn in (embed_before, embed):  # warm-up
         fn(model, stats, batches[0])
+    real_embed = separator.embed
     for _ in range(args.repeats):
         for name, fn in (("emb_before", embed_before), ("emb_now", embed)):
             t0 = time.perf_counter()
             for b in batches:
                 fn(model, stats, b)
             results[name].append(frames / (time.perf_counter() - t0))
-        for name, chunks in (("sep_before", per_chunk), ("sep_now", batched)):
-            spent = []
+        spent = []
 
-            def timed(*a, _chunks=chunks, **k):
-                t = time.perf_counter()
-                out = _chunks(*a, **k)
-                spent.append(time.perf_counter() - t)
-                return out
+        def timed(*a, **k):
+            t = time.perf_counter()
+            out = real_embed(*a, **k)
+            spent.append(time.perf_counter() - t)
+            return out
 
-            separator.embed_chunks = timed
-            t0 = time.perf_counter()
-            separator.separate_recording(x, model, stats, 2)
-            results[name].append((time.perf_counter() - t0) / args.seconds)
-            results[name.replace("sep", "sep_embed")].append(sum(spent) / args.seconds)
-            separator.embed_chunks = batched
+        separator.embed = timed
+        t0 = time.perf_counter()
+        separator.separate_recording(x, model, stats, 2)
+        results["sep"].append((time.perf_counter() - t0) / args.seconds)
+        results["sep_embed"].append(sum(spent) / args.seconds)
+        separator.embed = real_embed
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"{args.checkpoint}: {args.threads} torch threads, native bf16: {native_bf16()}, {args.repeats} repeats")
     print(f"dceval embeddings, {len(mags)} mixtures in batches of 8: before {med['emb_before']:.0f} frames/s, now "
           f"{med['emb_now']:.0f} frames/s (x{med['emb_now'] / med['emb_before']:.2f})")
-    print(f"dcsep, {args.seconds:.0f} s recording, 2 speakers: real-time factor before {med['sep_before']:.3f} "
-          f"(embedding {med['sep_embed_before']:.3f}), now {med['sep_now']:.3f} (embedding {med['sep_embed_now']:.3f}); "
-          f"x{med['sep_before'] / med['sep_now']:.2f}")
+    print(f"dcsep, {args.seconds:.0f} s recording, 2 speakers: real-time factor {med['sep']:.3f} (embedding "
+          f"{med['sep_embed']:.3f})")
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     bounds = _chunk_bounds(x.shape[0], chunk, overlap)
     mags = [np.abs(features.stft(x[lo:hi])) for lo, hi in bounds]  # (F, T_k) per chunk
     gain = level_gain(mags, stats)
-    embs = list(zip(embed_chunks(model, stats, mags, gain), (features.active_bins(m, cluster_db) for m in mags)))
+    embs = [(embed(model, stats, gain * mag[None])[0], features.active_bins(mag, cluster_db)) for mag in mags]
     how, evidence = "given", ""
     if num_speakers is None and count_head is not None:
         probs = count_probabilities(x, model, stats, count_head, gain, cluster_db)
@@ -219,30 +219,6 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     if details:
         return out.astype(np.float32), num_speakers, SeparationDetails(all_labels, how, evidence)
     return out.astype(np.float32), num_speakers
-
-
-def embed_chunks(model, stats: dict, mags: Sequence[np.ndarray], gain: float, batch: int = 8) -> list[np.ndarray]:
-    """Embeddings of a recording's chunks, chunks of equal length in batches of up to ``batch`` (the BLSTM runs
-    its time steps one after another, so a batch of chunks costs about as much as one chunk: RESULTS.md, dcsep
-    real-time factor).
-
-    Args:
-        mags: |STFT| (F, T_k) of each chunk. gain: :func:`level_gain` of the recording.
-
-    Returns:
-        (F, T_k, D) float32 embeddings per chunk, in order.
-    """
-    out: list = [None] * len(mags)
-    by_length: dict[int, list[int]] = {}
-    for k, m in enumerate(mags):
-        by_length.setdefault(m.shape[1], []).append(k)
-    for ks in by_length.values():
-        for lo in range(0, len(ks), batch):
-            group = ks[lo: lo + batch]
-            v = embed(model, stats, gain * np.stack([mags[k] for k in group]))  # (B, F, T, D)
-            for j, k in enumerate(group):
-                out[k] = v[j]
-    return out
 
 
 def _eigenvalue_evidence(counted: list, per_chunk: list[int], max_speakers: int, shown: int = 4) -> str:
