@@ -5,6 +5,13 @@ beside, and the CPU budget used.
 
     python benchmarks/paper_tables.py --data DIR --out OUT [--minutes 29] [--hidden 200] [--test-mixtures 300]
         [--checkpoint ds=runs/a/best.pt --checkpoint bpd=...]
+    python benchmarks/paper_tables.py --data DIR --out OUT --only-given \
+        --checkpoint bpd:f=models/f2-bpd.pt --checkpoint bpd:m=models/m2-bpd.pt --checkpoint bpd:fm=models/fm2-bpd.pt \
+        --checkpoint bpd-any=models/any-bpd.pt --checkpoint ds:fm=models/fm2-ds.pt
+
+``--checkpoint LABEL=PATH`` with LABEL = TARGET, TARGET:GENDERS (a model per condition, as the paper trains them:
+``bpd:f`` is scored on the f2 and f3 test sets only) or TARGET-NAME (another model of that target, its own row, e.g.
+``bpd-any``: one model for every gender mix). With ``--only-given`` nothing is trained.
 
 DIR holds the six rendered datasets (``dcgen render --all-datasets --out DIR``). Each target gets one model, trained
 for ``--minutes`` of wall clock (validation included) on the union of the f2, m2 and fm2 training sets
@@ -39,23 +46,38 @@ TARGETS = ("ds", "bpd", "rpd")
 
 
 def parse_checkpoints(items: list[str]) -> dict[str, str]:
+    """``LABEL=PATH`` items -> {label: path}; LABEL is TARGET, TARGET:GENDERS or TARGET-NAME (see the module doc)."""
     out = {}
     for item in items:
-        target, sep, path = item.partition("=")
-        if not sep or target not in TARGETS or not Path(path).is_file():
-            raise SystemExit(f"--checkpoint {item!r}: expected TARGET=PATH with TARGET in {TARGETS} and an "
-                             "existing file")
-        out[target] = path
+        label, sep, path = item.partition("=")
+        target = label.split(":")[0].split("-")[0]
+        genders = label.split(":")[1] if ":" in label else "f,fm,m"
+        if (not sep or target not in TARGETS or not Path(path).is_file()
+                or not set(genders.split(",")) <= {"f", "fm", "m"}):
+            raise SystemExit(f"--checkpoint {item!r}: expected TARGET[:GENDERS|-NAME]=PATH with TARGET in {TARGETS}, "
+                             "GENDERS of f, fm, m, and an existing file")
+        out[label] = path
     return out
 
 
+def method_of(label: str) -> str:
+    """The table row of a checkpoint label: ``dc_bpd`` for bpd and bpd:f, ``dc_bpd-any`` for bpd-any."""
+    return "dc_" + label.split(":")[0]
+
+
+def scored_genders(label: str) -> set[str]:
+    """The test sets' gender mixes a checkpoint label is scored on."""
+    return set(label.split(":")[1].split(",")) if ":" in label else {"f", "fm", "m"}
+
+
 def train_models(data: Path, out: Path, minutes: float, hidden: int, given: dict[str, str],
-                 max_steps: int = 0, train_glob: str = "*2") -> dict[str, dict]:
-    """One checkpoint per target: given, or trained now. Returns {target: {"checkpoint", "seconds", "steps"}}."""
-    models = {}
+                 max_steps: int = 0, train_glob: str = "*2", only_given: bool = False) -> dict[str, dict]:
+    """The given checkpoints, and one trained now for each target without one (unless ``only_given``).
+    Returns {label: {"checkpoint", "seconds", "steps"}}."""
+    models = {label: {"checkpoint": path, "seconds": None, "steps": None, "trained": "given"}
+              for label, path in given.items()}
     for target in TARGETS:
-        if target in given:
-            models[target] = {"checkpoint": given[target], "seconds": None, "steps": None, "trained": "given"}
+        if only_given or any(label.split(":")[0].split("-")[0] == target for label in given):
             continue
         config = TrainConfig(shards=str(data / train_glob / "train-*.h5"),
                              valid=str(data / train_glob / "valid-*.h5"), target=target, hidden=hidden,
@@ -71,15 +93,24 @@ def train_models(data: Path, out: Path, minutes: float, hidden: int, given: dict
 
 def score(data: Path, models: dict[str, dict], test_mixtures: int, workers: int) -> list[dict]:
     """Rows of every model and (once) the oracle masks on the first ``test_mixtures`` of each of the six test sets,
-    on one local Dask cluster of ``workers`` processes (0: in this process)."""
+    on one local Dask cluster of ``workers`` processes (0: in this process). A model given for some gender mixes
+    only (``bpd:f``) is scored on those test sets; rows are named by :func:`method_of`."""
     rows = []
     with contextlib.ExitStack() as stack:
         address = stack.enter_context(dask_client(workers)).scheduler.address if workers else None
         for gender, n in ALL_DATASETS:
             pattern = str(data / f"{gender}{n}" / "test-*.h5")
-            for k, target in enumerate(TARGETS):
-                rows += evaluate([pattern], models[target]["checkpoint"], workers=workers, scheduler=address,
-                                 max_mixtures=test_mixtures, progress=False, oracles=k == 0)
+            oracles = True
+            for label, model in models.items():
+                if gender not in scored_genders(label):
+                    continue
+                new = evaluate([pattern], model["checkpoint"], workers=workers, scheduler=address,
+                               max_mixtures=test_mixtures, progress=False, oracles=oracles)
+                for r in new:
+                    if r["method"].startswith("dc_"):
+                        r["method"] = method_of(label)
+                rows += new
+                oracles = False
             print(f"scored {gender}{n}", flush=True)
     return rows
 
@@ -95,8 +126,8 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> str:
         sub = [e for e in table if e["speakers"] == n]
         parts.append(f"## {title}, mean SDRi (dB); Tzinis et al. 2019 in brackets\n\n"
                      + paper_table_markdown(sub, PAPER_SDRI))
-    budget = ", ".join(f"dc_{t}: " + (f"{m['steps']} steps, {m['seconds'] / 60:.1f} min" if m["seconds"] is not None
-                                       else f"given ({m['checkpoint']})") for t, m in meta["models"].items())
+    budget = ", ".join(f"{t}: " + (f"{m['steps']} steps, {m['seconds'] / 60:.1f} min" if m["seconds"] is not None
+                                    else f"given ({m['checkpoint']})") for t, m in meta["models"].items())
     md = (f"# The paper's tables on our data\n\n" + "\n".join(parts) + f"\nTraining budget (2 CPU cores): {budget}. "
           f"Test: the first {meta['test_mixtures']} mixtures of each test set. Total wall time "
           f"{meta['seconds'] / 60:.1f} min.\n\nCommand: `{' '.join(meta['command'])}`\n")
@@ -111,7 +142,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=29.0, help="wall-clock training budget per model")
     ap.add_argument("--hidden", type=int, default=200)
     ap.add_argument("--test-mixtures", type=int, default=300)
-    ap.add_argument("--checkpoint", action="append", default=[], help="TARGET=PATH: use this model, do not train")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="LABEL=PATH: use this model (LABEL: TARGET, TARGET:GENDERS or TARGET-NAME; see above)")
+    ap.add_argument("--only-given", action="store_true", help="train nothing: score the given checkpoints only")
     ap.add_argument("--workers", type=int, default=2, help="evaluation processes")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     ap.add_argument("--max-steps", type=int, default=0, help="cap on training steps (0: none; for smoke tests)")
@@ -128,7 +161,7 @@ def main() -> None:
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     models = train_models(args.data, args.out, args.minutes, args.hidden, parse_checkpoints(args.checkpoint),
-                          args.max_steps, args.train_glob)
+                          args.max_steps, args.train_glob, args.only_given)
     rows = score(args.data, models, args.test_mixtures, args.workers)
     meta = {"models": models, "train_glob": args.train_glob, "test_mixtures": args.test_mixtures,
             "seconds": time.perf_counter() - t0,
