@@ -135,3 +135,24 @@ def test_an_inference_checkpoint_of_the_200_unit_model_is_small_and_has_no_optim
     best = torch.load(tmp_path / "best.pt", weights_only=False)
     assert "optimizer" not in best and "rng" not in best
     assert (tmp_path / "best.pt").stat().st_size < 25e6 < (tmp_path / "last.pt").stat().st_size
+
+
+def test_ship_writes_a_slim_model_with_a_card_from_dceval_reports(checkpoint, small_dataset, tmp_path):
+    from spatialdc.models.ship import ship
+    from spatialdc.trainer.checkpoint import load_checkpoint
+
+    report = tmp_path / "t.csv"
+    r = CliRunner().invoke(dceval, ["--checkpoint", str(checkpoint), "--shards", str(small_dataset / "test-*.h5"),
+                                    "--workers", "0", "--report", str(report), "--quiet", "--no-plots",
+                                    "--examples", "0"])
+    assert r.exit_code == 0, r.output
+    out = ship(checkpoint, "tiny-bpd", "the tiny test set", {"test": {"fm2": str(report)}}, out_dir=tmp_path)
+    state = load_checkpoint(out)
+    assert "optimizer" not in state and state["card"]["name"] == "tiny-bpd"
+    card = state["card"]
+    assert card["test"]["fm2"]["mixtures"] == 4 and card["command"].startswith("dctrain --shards")
+    assert "8 training mixtures of" in card["training_data"]
+    md = out.with_suffix(".md").read_text()
+    assert "# Model card: tiny-bpd" in md and f"{card['test']['fm2']['sdri_mean']:.2f}" in md
+    sep = Separator(out)
+    assert sep.card == card
