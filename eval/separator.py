@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from spatialdc.pipeline import features
+from spatialdc.pipeline.audio import read_audio_file, resample
 from spatialdc.pipeline.atomic import atomic_path
 
 from .count import DEFAULT_SHARE, CountHead, count_features, embedding_spectrum, estimate_num_speakers, \
@@ -41,13 +41,7 @@ def read_recording(path: str | Path, sample_rate: int = MODEL_SAMPLE_RATE) -> tu
         FileNotFoundError: no such file. ValueError: unreadable audio, or audio :func:`check_waveform` refuses
             (empty, non-finite samples, shorter than one STFT frame, silent).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    try:
-        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read {path} as audio ({exc}); give a WAV or FLAC file") from exc
+    x, sr = read_audio_file(path)
     if x.shape[1] > 1:
         log.info("%s has %d channels: separating channel 1 (mic 1)", path, x.shape[1])
     return to_model_rate(check_waveform(x[:, 0], sr, str(path)), sr, sample_rate), sr
@@ -88,12 +82,7 @@ def check_waveform(x: np.ndarray, sample_rate: int, name: str = "the waveform") 
 
 def to_model_rate(x: np.ndarray, sample_rate: int, model_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
     """Resample (polyphase, scipy) a (S,) waveform from ``sample_rate`` to ``model_rate``; unchanged if equal."""
-    if sample_rate == model_rate:
-        return x
-    from scipy.signal import resample_poly
-
-    g = gcd(int(sample_rate), int(model_rate))
-    return resample_poly(x, model_rate // g, int(sample_rate) // g)
+    return resample(x, sample_rate, model_rate)
 
 
 def _chunk_bounds(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:

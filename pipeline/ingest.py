@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from math import gcd
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +22,7 @@ import soundfile as sf
 
 from . import features, labels, shards, specs as specs_mod
 from .atomic import atomic_path, write_text_atomic
+from .audio import read_audio_file, resample
 from .rng import rng_for
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,7 @@ def read_stereo(path: str | Path, channels: tuple[int, int] = (1, 2)) -> tuple[n
             twice, identical channels, clipping, non-finite samples.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recording {path} not found")
-    try:
-        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read {path} as audio ({exc}); give a WAV or FLAC file") from exc
+    x, sr = read_audio_file(path)
     if x.shape[1] < 2:
         raise ValueError(f"{path} is mono: spatial labels need two microphones; give a recording with two or more "
                          f"channels")
@@ -108,12 +103,7 @@ def read_stereo(path: str | Path, channels: tuple[int, int] = (1, 2)) -> tuple[n
         raise ValueError(f"{path} is clipped: {100 * clipped[c]:.2f} % of channel {channels[c]}'s samples are at full "
                          f"scale; clipping distorts the phase differences the labels come from: record at a lower "
                          f"gain")
-    if sr != SAMPLE_RATE:
-        from scipy.signal import resample_poly
-
-        g = gcd(int(sr), SAMPLE_RATE)
-        pair = resample_poly(pair, SAMPLE_RATE // g, int(sr) // g, axis=1)
-    return pair.astype(np.float32), int(sr)
+    return resample(pair, sr, SAMPLE_RATE, axis=1).astype(np.float32), int(sr)
 
 
 def cluster_stats(npd: np.ndarray, lab: np.ndarray, magnitude: np.ndarray, active: np.ndarray, num_sources: int,
