@@ -2,7 +2,7 @@
 look at a page the way a person's browser shows it, opened from the file system with no server and no network.
 
     python benchmarks/screenshot_report.py runs/x/sdr.report/report.html docs/report.png
-    python benchmarks/screenshot_report.py stems/talk.report/report.html /tmp/talk.png --height 1400
+    python benchmarks/screenshot_report.py stems/talk.report/report.html talk.png --height 1400
 
 Needs Chromium (Debian: ``apt-get install -y chromium``, /usr/bin/chromium). It runs with a new, temporary profile,
 no sandbox (as root), no GPU and no background networking; the PNG is the top ``--width`` x ``--height`` CSS pixels
