@@ -1,12 +1,14 @@
 """Make a shipped model from a training run: ``models/NAME.pt`` (inference checkpoint + card) and ``models/NAME.md``.
 
-    python -m spatialdc.models.ship runs/fm2-bpd/best.pt --name fm2-bpd \\
-        --training-data "fm2 of librispeech-clips (188 speakers, 5400 mixtures)" \\
-        --scores valid:fm2=runs/fm2-bpd/valid.csv --scores test:fm2=runs/fm2-bpd/test.csv
+    python -m spatialdc.models.ship runs/fm2-bpd/best.pt --name fm2-bpd \
+        --training-data "fm2 of librispeech-clips" \
+        --scores valid:fm2=runs/eval/fm2-bpd-valid.csv --scores test:fm2=runs/eval/fm2-bpd-test.csv
 
-The card's numbers are read from ``dceval`` reports (CSV) of the same weights: ``--scores KIND:LABEL=CSV`` with
-KIND ``valid`` or ``test``. Everything else comes from the checkpoint (config, steps, minutes, validation loss,
-package versions) and the run's shards (mixtures, speakers).
+The weights are stored as float16 (computed in float32). The card's numbers are read from ``dceval`` reports (CSV):
+``--scores KIND:LABEL=CSV`` with KIND ``valid`` or ``test``. Score the shipped file itself: ship without
+``--scores``, run dceval on ``models/NAME.pt``, then ship again with them (the weights are the same bytes).
+Everything else comes from the checkpoint (config, steps, minutes, validation loss, package versions) and the run's
+shards (mixtures, speakers).
 """
 
 from __future__ import annotations
@@ -122,7 +124,13 @@ def ship(checkpoint: str | Path, name: str, training_data: str, scores: dict[str
     card = make_card(state, name, f"{training_data} ({mixtures} training mixtures of {speakers} speakers)",
                      summaries, notes)
     out = Path(out_dir) / f"{name}.pt"
-    save_checkpoint(out, dict(inference_state(state), card=card))
+    slim = inference_state(state)
+    # float16 storage halves the file (7.5 MB for the 200-unit model); models compute in float32 after loading
+    # (model_from_checkpoint), and on 300 fm2 validation mixtures the fp16-stored weights scored the same SDRi to
+    # 0.01 dB (paired difference +0.00 +- 0.00 dB, RESULTS.md "Shipped models")
+    slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
+    slim["weights_dtype"] = "float16"
+    save_checkpoint(out, dict(slim, card=card))
     write_text_atomic(out.with_suffix(".md"), card_markdown(card))
     return out
 
