@@ -74,8 +74,10 @@ def make_card(state: dict, name: str, training_data: str, scores: dict[str, dict
     config = state["config"]
     history = state.get("history") or [{}]
     minutes = history[-1].get("seconds", 0.0) / 60
-    return {"name": name, "target": config["target"], "training_data": training_data,
-            "budget": f"{minutes:.0f} min of 2 CPU cores, {state.get('step', 0)} steps",
+    cpu = history[-1].get("cpu_seconds")
+    budget = f"{state.get('step', 0)} steps, {minutes:.0f} min of wall clock" + (
+        f", {cpu / 60:.0f} CPU-minutes of the training process" if cpu else "")
+    return {"name": name, "target": config["target"], "training_data": training_data, "budget": budget,
             "steps": state.get("step"), "epochs": state.get("epoch"), "minutes": round(minutes, 1),
             "best_valid_loss": state.get("best_val"), "command": dctrain_command(config),
             "architecture": f"{config['layers']} x {config['hidden']} BLSTM, D = {config['embedding_dim']}",
