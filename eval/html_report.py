@@ -152,8 +152,6 @@ def resynthesize(mixture_ids: Sequence[str], rows: Sequence[dict], provenance: d
 
 
 def _cluster_model(data: list[dict], label_sets: list[dict], model: str, rows: Sequence[dict], provenance: dict):
-    from threadpoolctl import threadpool_limits
-
     from spatialdc.trainer.checkpoint import load_model
 
     net, state = load_model(provenance["checkpoint"])
@@ -163,10 +161,8 @@ def _cluster_model(data: list[dict], label_sets: list[dict], model: str, rows: S
     counts = {r["mixture_id"]: int(r["num_speakers_est"]) for r in rows if r["method"] == model}
     for k, d in enumerate(data):
         mid = d["spec"].mixture_id
-        with threadpool_limits(1, user_api="openmp"):  # scikit-learn's K-means threads
-            label_sets[k][model] = cluster_labels(emb[k], features.active_bins(d["magnitude"],
-                                                                              provenance["cluster_db"]),
-                                                  counts[mid], random_state_for(provenance["seed"], mid, "kmeans"))
+        label_sets[k][model] = cluster_labels(emb[k], features.active_bins(d["magnitude"], provenance["cluster_db"]),
+                                              counts[mid], random_state_for(provenance["seed"], mid, "kmeans"))
 
 
 def _match(d: dict, labels: dict[str, np.ndarray], backend: str) -> None:

@@ -189,3 +189,23 @@ def test_dccount_fits_a_head_that_dceval_and_dcsep_use(checkpoint, small_dataset
                                     "--report", str(report), "--workers", "0", "--quiet", "--speakers", "auto",
                                     "--count-head", str(tmp_path / "nope.json"), "--no-plots"])
     assert r.exit_code != 0 and "dccount" in r.output
+
+
+def test_kmeans_labels_do_not_depend_on_the_callers_thread_pool():
+    """scikit-learn's K-means sums in another order on two OpenMP threads than on one (391 of 64,250 bins of these
+    embeddings move); cluster_labels holds it to one thread, so dceval in-process, in Dask workers (one thread each)
+    and the HTML report's re-separation give the same labels."""
+    from threadpoolctl import threadpool_limits
+
+    from spatialdc.eval.separate import cluster_labels
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(257, 250, 20)).astype(np.float32)
+    emb.reshape(-1, 20)[:30000] += 0.3
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    active = np.ones((257, 250), bool)
+    with threadpool_limits(1, user_api="openmp"):
+        one = cluster_labels(emb, active, 2, 5)
+    with threadpool_limits(2, user_api="openmp"):
+        two = cluster_labels(emb, active, 2, 5)
+    np.testing.assert_array_equal(one, two)
