@@ -269,22 +269,15 @@ def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto") -> list
     """
     if layout == "auto":
         layout = detect_layout(corpus_dir)
-    if layout == "librispeech":
-        utts = scan_librispeech(corpus_dir)
-    elif layout == "timit":
-        utts = scan_timit(corpus_dir)
-    elif layout == "csv":
-        utts = scan_csv(corpus_dir)
-    elif layout == "kaldi":
-        from .layouts import scan_kaldi
+    if layout in ("kaldi", "lhotse"):  # their module imports lhotse's and Kaldi's readers: only when asked for
+        from . import layouts
 
-        utts = scan_kaldi(corpus_dir)
-    elif layout == "lhotse":
-        from .layouts import scan_lhotse
-
-        utts = scan_lhotse(corpus_dir)
+        scanner = getattr(layouts, f"scan_{layout}")
     else:
+        scanner = {"librispeech": scan_librispeech, "timit": scan_timit, "csv": scan_csv}.get(layout)
+    if scanner is None:
         raise ValueError(f"unknown corpus layout {layout!r}: choose auto or one of {LAYOUTS}")
+    utts = scanner(corpus_dir)
     return assign_splits(utts, seed)
 
 
