@@ -2,6 +2,7 @@
 dominant source (DS), on all non-silent bins and on the bins a labeler keeps, and the oracle SDRi of their masks.
 
     python benchmarks/label_ladder.py [--mixtures 200] [--data data/ladder] [--rungs anechoic-1cm,mild-3cm,...]
+    python benchmarks/label_ladder.py --split valid --mixtures 100 --rungs mild-1cm,...   # where choices are made
 
 Rungs (fm2 test mixtures of the bundled corpus, rendered into ``--data/<rung>/`` unless already there):
 anechoic at 1, 3 and 5 cm; mild rooms (RT60 0.2-0.3 s, sources 0.5-1 m away) and today's reverberant rooms (RT60
@@ -12,7 +13,11 @@ anechoic at 1, 3 and 5 cm; mild rooms (RT60 0.2-0.3 s, sources 0.5-1 m away) and
 - ``confidence>=0.5``: the same labels on the bins whose confidence (:func:`~spatialdc.pipeline.labels.bpd_confidence`,
   the loss weight of ``dctrain --label-weights confidence``) is at least 0.5;
 - ``onsets``: the same labels on the bins whose power rose more than 3 dB over the mean of the 4 frames before
-  (the direct sound leads the reverberation at onsets).
+  (the direct sound leads the reverberation at onsets);
+- ``direct-path <share>``: the same labels on :func:`~spatialdc.pipeline.labels.direct_path_bins` (onsets over 8
+  frames, then the most confident of them, at most ``share`` of the non-silent bins), the loss weights of ``dctrain
+  --label-weights direct-path --keep-share <share>``. Its frames and shares were chosen on validation mixtures
+  (``--split valid``, rendered into ``data/ladder-valid``), not on the test mixtures.
 
 Columns: accuracy against DS under the best permutation (mean over mixtures), the share of non-silent bins kept,
 NMI (all bins), and the oracle SDRi (dB) of the full binary masks of the labels and of DS (BSS Eval, as dceval).
@@ -42,13 +47,7 @@ RUNGS = {
 }
 
 
-def onset_bins(magnitude: np.ndarray, rise_db: float = 3.0, frames: int = 4) -> np.ndarray:
-    """(F, T) bool: power more than ``rise_db`` over the mean of the ``frames`` frames before."""
-    p = magnitude.astype(np.float64) ** 2
-    prev = np.full_like(p, np.inf)
-    for t in range(frames, p.shape[1]):
-        prev[:, t] = p[:, t - frames: t].mean(axis=1)
-    return 10 * np.log10(p / (prev + 1e-20) + 1e-20) > rise_db
+DIRECT_PATH_SHARES = (0.5, 0.35)
 
 
 def label_quality(pattern: str) -> dict[str, dict[str, float]]:
@@ -60,9 +59,11 @@ def label_quality(pattern: str) -> dict[str, dict[str, float]]:
         spec, n = d["spec"], d["spec"].num_speakers
         active = features.active_bins(d["magnitude"])
         max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-        kept = {"spatial": active,
-                "confidence>=0.5": active & (labels.bpd_confidence(d["npd"], d["bpd"], active, n, max_delay) >= 0.5),
-                "onsets": active & onset_bins(d["magnitude"])}
+        conf = labels.bpd_confidence(d["npd"], d["bpd"], active, n, max_delay)
+        kept = {"spatial": active, "confidence>=0.5": active & (conf >= 0.5),
+                "onsets": active & labels.onset_bins(d["magnitude"], frames=4, rise_db=3.0)}
+        for share in DIRECT_PATH_SHARES:
+            kept[f"direct-path {share:g}"] = labels.direct_path_bins(d["magnitude"], conf, active, share)
         for name, mask in kept.items():
             counts = labels.contingency(d["bpd"], d["ds"], n, mask)
             r = out.setdefault(name, {"accuracy": [], "kept": [], "nmi": []})
@@ -75,30 +76,34 @@ def label_quality(pattern: str) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mixtures", type=int, default=200, help="Test mixtures per rung.")
-    ap.add_argument("--data", type=Path, default=Path("data/ladder"), help="Where rungs are rendered (reused).")
+    ap.add_argument("--mixtures", type=int, default=200, help="Mixtures per rung.")
+    ap.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="Speakers of the mixtures: test, or valid (where a labeler's settings are chosen).")
+    ap.add_argument("--data", type=Path, help="Where rungs are rendered (reused) [data/ladder, data/ladder-valid].")
     ap.add_argument("--rungs", default=",".join(RUNGS), help="Comma-separated rung names.")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    data = args.data or Path("data/ladder" if args.split == "test" else "data/ladder-valid")
     utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
     lines = ["| rung | labeler | accuracy vs DS (kept bins) | bins kept | NMI | oracle SDRi, labels / DS (dB) |",
              "|---|---|---|---|---|---|"]
     for rung in args.rungs.split(","):
         config = specs.RenderConfig(**RUNGS[rung])
-        out = args.data / rung
-        pattern = str(out / "fm2" / "test-*.h5")
-        if not list((out / "fm2").glob("test-*.h5")):
-            by = build.plan_dataset(utts, CORPUS, config, 0, "fm", 2, {"test": args.mixtures})
+        out = data / rung
+        pattern = str(out / "fm2" / f"{args.split}-*.h5")
+        if not list((out / "fm2").glob(f"{args.split}-*.h5")):
+            by = build.plan_dataset(utts, CORPUS, config, 0, "fm", 2, {args.split: args.mixtures})
             build.render_dataset(by, CORPUS, out, 100, args.workers, progress=False,
                                  provenance=build.config_provenance(config, 0, CORPUS))
         rows = evaluate([pattern], None, workers=args.workers, max_mixtures=args.mixtures, progress=False)
         sdri = {m: np.mean([r["sdri"] for r in rows if r["method"] == m and not r["silent_reference"]])
                 for m in ("oracle_bpd", "oracle_ds")}
-        for name, q in label_quality(pattern).items():
+        quality = label_quality(pattern)
+        for name, q in quality.items():
             lines.append(f"| {rung} | {name} | {100 * q['accuracy']:.1f} % | {100 * q['kept']:.0f} % | "
                          f"{q['nmi']:.3f} | " + (f"{sdri['oracle_bpd']:.2f} / {sdri['oracle_ds']:.2f}"
                                                   if name == "spatial" else "") + " |")
-        print("\n".join(lines[-3:]), flush=True)
+        print("\n".join(lines[-len(quality):]), flush=True)
     print("\n".join(lines))
 
 

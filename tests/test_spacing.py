@@ -7,10 +7,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from spatialdc.pipeline import build, features, labels, specs
 from spatialdc.pipeline.render import render_mixture
 from spatialdc.pipeline.rng import rng_for
+from spatialdc.pipeline.shards import ShardSet, expand_shards
+from spatialdc.trainer.data import input_stats
 
 
 @pytest.mark.parametrize("spacing_m", [0.01, 0.03, 0.05])
@@ -61,3 +64,55 @@ def test_room_ranges_change_the_draws_bounds_not_their_number():
     assert np.all((dist >= 0.5 - 1e-6) & (dist <= 1.0 + 1e-6))
     with pytest.raises(ValueError, match="rt60_range_s"):
         specs.RenderConfig(rt60_range_s=(0.5, 0.2))
+
+
+def test_onset_bins_mark_where_power_rises_over_the_frames_before():
+    mag = np.full((4, 40), 0.1, np.float32)
+    mag[1, 20:] = 1.0  # a tone starts at frame 20 and holds
+    on = labels.onset_bins(mag, frames=8)
+    assert on[1, 20] and not on[1, 30] and not on[1, :20].any()  # onset, held tone, silence before
+    assert not on[[0, 2, 3]].any()  # steady rows
+    assert not labels.onset_bins(mag, frames=8, rise_db=30.0)[1, 20]  # a 20 dB rise is not a 30 dB one
+    with pytest.raises(ValueError, match="frames"):
+        labels.onset_bins(mag, frames=0)
+
+
+def test_direct_path_bins_keep_the_most_confident_onsets_up_to_the_share():
+    rng = np.random.default_rng(0)
+    mag = rng.random((64, 120)).astype(np.float32) + 0.01
+    conf = rng.random((64, 120)).astype(np.float32)
+    active = rng.random((64, 120)) > 0.2
+    onsets = active & labels.onset_bins(mag)
+    keep = labels.direct_path_bins(mag, conf, active, share=0.2)
+    assert not (keep & ~onsets).any() and keep.sum() == round(0.2 * active.sum()) < onsets.sum()
+    assert conf[keep].min() >= conf[onsets & ~keep].max()  # the most confident of the onsets
+    assert np.array_equal(labels.direct_path_bins(mag, conf, active, share=1.0), onsets)  # fewer onsets than share
+    with pytest.raises(ValueError, match="share"):
+        labels.direct_path_bins(mag, conf, active, share=0.0)
+
+
+def test_direct_path_bins_of_mild_rooms_agree_with_ds_more_than_all_bins(small_corpus, small_manifest):
+    config = specs.RenderConfig(room="reverberant", rt60_range_s=(0.2, 0.3), source_distance_range_m=(0.5, 1.0))
+    accuracy = {"all": [], "kept": []}
+    for spec in build.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 3})["test"]:
+        ex = render_mixture(spec, small_corpus)
+        active = features.active_bins(ex.magnitude)
+        conf = labels.bpd_confidence(ex.npd, ex.bpd, active, 2, config.max_delay_samples)
+        keep = labels.direct_path_bins(ex.magnitude, conf, active, share=0.5)
+        assert keep.sum() <= 0.5 * active.sum() + 1 and not (keep & ~active).any()
+        for name, mask in (("all", active), ("kept", keep)):
+            accuracy[name].append(labels.permutation_accuracy(ex.bpd, ex.ds, 2, mask))
+    assert np.mean(accuracy["kept"]) > np.mean(accuracy["all"]) + 0.03, accuracy
+
+
+def test_direct_path_weights_are_binary_and_within_the_share(small_dataset):
+    from spatialdc.trainer.data import DeepClusteringDataset
+
+    shards = ShardSet(expand_shards(str(small_dataset / "train-*.h5")))
+    stats = input_stats(shards)
+    plain = DeepClusteringDataset(shards, "bpd", stats)[0]["w"]
+    direct = DeepClusteringDataset(shards, "bpd", stats, label_weights="direct-path", keep_share=0.35)[0]["w"]
+    assert set(np.unique(direct.numpy())) <= {0.0, 1.0} and torch.all(direct <= plain)
+    assert 0.1 < float(direct.sum() / plain.sum()) <= 0.35 + 1e-3
+    with pytest.raises(ValueError, match="direct-path weights rate BPD labels"):
+        DeepClusteringDataset(shards, "ds", stats, label_weights="direct-path")

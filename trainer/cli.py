@@ -64,7 +64,11 @@ D = TrainConfig.__dataclass_fields__
               help="With --dynamic-mixing: the corpus folder(s) the training shards were drawn from (repeatable).")
 @click.option("--label-weights", type=click.Choice(LABEL_WEIGHTS), default=D["label_weights"].default,
               help="silence: 0 for silent bins, 1 elsewhere; confidence: times how clearly each bin's NPD belongs to "
-                   "its BPD cluster (Seetharaman et al. 2019).")
+                   "its BPD cluster (Seetharaman et al. 2019); direct-path: 1 only on onset bins with the most "
+                   "confident BPD labels (at most --keep-share of the non-silent bins), for reverberant rooms.")
+@click.option("--keep-share", type=float, default=D["keep_share"].default, show_default=True,
+              help="With --label-weights direct-path: the largest share of non-silent bins trained on (0.5 for mild "
+                   "rooms, 0.35 for harsher ones; RESULTS.md, the label ladder).")
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:

@@ -8,7 +8,7 @@ from .precision import PRECISIONS
 
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
-LABEL_WEIGHTS = ("silence", "confidence")
+LABEL_WEIGHTS = ("silence", "confidence", "direct-path")
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
 RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
                                "cache_gb"})
@@ -56,7 +56,12 @@ class TrainConfig:
         corpus: with ``dynamic_mixing``, the folders of the corpora the training shards were drawn from
             (default: the bundled corpus); their manifests are read from ``data_manifests/corpora/<name>.csv``.
         label_weights: ``"silence"`` (0 for silent bins, 1 elsewhere) or ``"confidence"`` (BPD targets: times the
-            confidence of each bin's label, :func:`spatialdc.pipeline.labels.bpd_confidence`).
+            confidence of each bin's label, :func:`spatialdc.pipeline.labels.bpd_confidence`) or ``"direct-path"``
+            (BPD targets, for reverberant rooms: 1 only on the bins of
+            :func:`spatialdc.pipeline.labels.direct_path_bins`, onsets with the most confident labels, at most
+            ``keep_share`` of the non-silent bins; 0 elsewhere).
+        keep_share: with ``"direct-path"``, the largest share of the non-silent bins trained on (0.5 for mild rooms,
+            0.35 for harsher ones; RESULTS.md, the label ladder).
         max_cpu_minutes: budget in CPU time of the training process (all its threads; loader processes not
             counted), 0: none. Unlike ``max_minutes`` it does not depend on what else the machine runs, so runs
             made beside other work (niced) get the same budget; a 2-thread run uses up to 2 CPU-minutes per minute.
@@ -99,6 +104,7 @@ class TrainConfig:
     dynamic_mixing: bool = False
     corpus: tuple[str, ...] = ("corpora/librispeech-clips",)
     label_weights: str = "silence"
+    keep_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -122,8 +128,10 @@ class TrainConfig:
             raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
         if self.label_weights not in LABEL_WEIGHTS:
             raise ValueError(f"label_weights {self.label_weights!r} is not one of {LABEL_WEIGHTS}")
-        if self.label_weights == "confidence" and self.target != "bpd":
-            raise ValueError(f"--label-weights confidence rates BPD labels; the target is {self.target!r}")
+        if self.label_weights in ("confidence", "direct-path") and self.target != "bpd":
+            raise ValueError(f"--label-weights {self.label_weights} rates BPD labels; the target is {self.target!r}")
+        if not 0 < self.keep_share <= 1:
+            raise ValueError(f"--keep-share must be in (0, 1], got {self.keep_share}")
         object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")

@@ -93,7 +93,8 @@ class DeepClusteringDataset(Dataset):
     warped in frequency (:func:`warp_frequencies`) by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
     with ``rng_for(seed, "warp", epoch, i)``. With ``label_weights="confidence"`` (BPD targets) each bin's loss weight
     is its silence weight times the confidence of its BPD label (:func:`spatialdc.pipeline.labels.bpd_confidence`,
-    on the whole mixture).
+    on the whole mixture); with ``label_weights="direct-path"`` it is 1 only on the bins of
+    :func:`spatialdc.pipeline.labels.direct_path_bins` (at most ``keep_share`` of the non-silent bins), else 0.
 
     Decoded shard rows are kept in memory, up to ``cache_bytes`` in all (about 0.32 MB per 2-speaker mixture for DS
     or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: with
@@ -102,17 +103,17 @@ class DeepClusteringDataset(Dataset):
 
     def __init__(self, shards: ShardSet | None, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
                  silence_db: float = features.SILENCE_DB, seed: int = 0, cache_bytes: int = 0,
-                 freq_warp: float = 0.0, label_weights: str = "silence"):
+                 freq_warp: float = 0.0, label_weights: str = "silence", keep_share: float = 0.5):
         if label_weights not in LABEL_WEIGHTS:
             raise ValueError(f"label_weights {label_weights!r} is not one of {LABEL_WEIGHTS}")
-        if label_weights == "confidence" and target != "bpd":
-            raise ValueError(f"confidence weights rate BPD labels; the target is {target!r}")
+        if label_weights in ("confidence", "direct-path") and target != "bpd":
+            raise ValueError(f"{label_weights} weights rate BPD labels; the target is {target!r}")
         self.shards, self.target, self.stats = shards, target, stats
-        self.freq_warp, self.label_weights = freq_warp, label_weights
+        self.freq_warp, self.label_weights, self.keep_share = freq_warp, label_weights, keep_share
         self.chunk_frames, self.silence_db, self.seed = chunk_frames, silence_db, seed
         self.epoch = 0
         self.fields = ("magnitude", "npd", "spec") if target == "rpd" else ("magnitude", target)
-        if label_weights == "confidence":
+        if label_weights in ("confidence", "direct-path"):
             self.fields += ("npd", "spec")
         self.cache_bytes = cache_bytes
         self._cache: dict[int, dict] = {}
@@ -152,10 +153,12 @@ class DeepClusteringDataset(Dataset):
             y = labels.rpd_target(data["npd"], w, max_delay)[..., None]  # (F, T, 1)
         else:
             y = data[self.target]  # (F, T) uint8
-        if self.label_weights == "confidence":
+        if self.label_weights in ("confidence", "direct-path"):
             spec = data["spec"]
             max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-            w = w * labels.bpd_confidence(data["npd"], y, w, spec.num_speakers, max_delay)  # (F, T) float32
+            conf = labels.bpd_confidence(data["npd"], y, w, spec.num_speakers, max_delay)  # (F, T) float32
+            w = (w * conf if self.label_weights == "confidence" else
+                 labels.direct_path_bins(mag, conf, w, self.keep_share).astype(np.float32))
         t = mag.shape[-1]
         if 0 < self.chunk_frames < t:  # cut first: only the chunk is normalized and converted
             start = int(rng_for(self.seed, "chunk", self.epoch, i).integers(t - self.chunk_frames + 1))

@@ -96,8 +96,8 @@ class DynamicMixingDataset(DeepClusteringDataset):
     def __init__(self, templates: MixingTemplate | Sequence[MixingTemplate], corpus_dirs: Sequence[str | Path],
                  epoch_size: int, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
                  silence_db: float = features.SILENCE_DB, seed: int = 0, freq_warp: float = 0.0,
-                 label_weights: str = "silence", template_of: Sequence[int] | None = None):
-        super().__init__(None, target, stats, chunk_frames, silence_db, seed, 0, freq_warp, label_weights)
+                 label_weights: str = "silence", template_of: Sequence[int] | None = None, keep_share: float = 0.5):
+        super().__init__(None, target, stats, chunk_frames, silence_db, seed, 0, freq_warp, label_weights, keep_share)
         self.templates = [templates] if isinstance(templates, MixingTemplate) else list(templates)
         self.template_of = list(template_of) if template_of is not None else [0] * epoch_size
         if len(self.template_of) != epoch_size:

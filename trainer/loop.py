@@ -129,11 +129,12 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         templates, template_of = mixing_templates(train_set)
         train_data = DynamicMixingDataset(templates, config.corpus, len(train_set), config.target, stats,
                                           config.chunk_frames, config.silence_db, config.seed, config.freq_warp,
-                                          config.label_weights, template_of)
+                                          config.label_weights, template_of, config.keep_share)
     else:
         train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
                                            config.seed, cache_bytes=int(config.cache_gb * 1e9),
-                                           freq_warp=config.freq_warp, label_weights=config.label_weights)
+                                           freq_warp=config.freq_warp, label_weights=config.label_weights,
+                                           keep_share=config.keep_share)
     valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
     num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     valid_loader = DataLoader(valid_data, batch_size=config.batch_size, num_workers=config.num_workers,
