@@ -48,6 +48,10 @@ def test_dctrain_trains_on_ingested_shards_and_ds_is_refused(exported, small_dat
     shards = str(tmp_path / "in" / "rec2" / "train-*.h5")
     out = train(tiny_config(small_dataset, shards=shards, batch_size=2), tmp_path / "run", progress=False)
     assert out["steps"] >= 1
+    # the weights meant for recordings made in rooms read what ingest stores (NPD, labels, the spacing in the spec)
+    out = train(tiny_config(small_dataset, shards=shards, batch_size=2, label_weights="direct-path", keep_share=0.35),
+                tmp_path / "direct", progress=False)
+    assert out["steps"] >= 1 and np.isfinite(out["best_valid_loss"])
     with pytest.raises(ValueError, match="--target bpd"):
         train(tiny_config(small_dataset, shards=shards, target="ds", batch_size=2), tmp_path / "ds", progress=False)
 
