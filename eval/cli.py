@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from spatialdc.pipeline.atomic import write_text_atomic
-from spatialdc.pipeline.build import package_versions
+from spatialdc.pipeline.build import command_line, package_versions
 
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
 from .html_report import write_eval_report
@@ -68,7 +67,7 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
     counter = (f"count head {head}" if head else "eigenvalue rule") if speakers == "auto" else None
     provenance = {"checkpoint": checkpoint, "shards": list(shard_patterns), "metric_backend": metric_backend,
                   "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "count_estimator": counter,
-                  "command": sys.argv, "versions": package_versions()}
+                  "command": command_line(), "versions": package_versions()}
     write_csv(report, rows, provenance)
     table = markdown_table(summarize(rows))
     paper = paper_table_markdown(paper_table(rows), PAPER_SDRI)

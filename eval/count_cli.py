@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from spatialdc.pipeline import features
+from spatialdc.pipeline.build import command_line
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
 
@@ -111,7 +111,7 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     click.echo(f"train: {len(ytr)} examples (count: examples) {per_count}; valid: {len(yva)}")
     click.echo("validation accuracy by C: " + ", ".join(f"{-nc:g}: {100 * a:.1f} %" for a, nc, _ in fits))
     best_acc, _, head = max(fits, key=lambda f: (f[0], f[1]))  # ties: the stronger regularization
-    head.provenance.update({"command": sys.argv, "train": list(train), "valid": list(valid), "mixtures": mixtures,
+    head.provenance.update({"command": command_line(), "train": list(train), "valid": list(valid), "mixtures": mixtures,
                             "valid_mixtures": valid_mixtures, "single_share": single_share, "cluster_db": cluster_db,
                             "train_counts": per_count,
                             "valid_accuracy": best_acc})

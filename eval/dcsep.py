@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
+
+from spatialdc.pipeline.build import command_line
 
 from .evaluate import DEFAULT_CLUSTER_DB
 from .html_report import write_separation_report
@@ -66,7 +67,7 @@ def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speake
         if not checkpoint:
             click.echo(f"model: shipped {sep.name} ({_card_line(sep.card)}); --list-models shows the others")
         if report:
-            paths, page = write_separation_report(sep, recording, out, count, overwrite, sys.argv)
+            paths, page = write_separation_report(sep, recording, out, count, overwrite, command_line())
         else:
             paths, page = sep.separate_file(recording, out, count, overwrite=overwrite), None
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -36,6 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from spatialdc.pipeline import features
+from spatialdc.pipeline.build import command_line
 from spatialdc.pipeline.metrics import bss_eval_sets
 from spatialdc.pipeline.rng import random_state_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards
@@ -330,7 +331,7 @@ def _figure_order(path: Path) -> int:
 
 def _command(argv: Sequence[str]) -> str:
     """A command line as a person would type it: the program's name without its folder."""
-    return shlex.join([Path(argv[0]).name, *argv[1:]]) if argv else ""
+    return shlex.join(command_line(argv))
 
 
 def _eval_provenance(p: dict, csv_path: Path) -> list[tuple[str, str]]:

@@ -14,11 +14,13 @@ shards (mixtures, speakers).
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
 
 from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.build import command_line
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import inference_state, load_checkpoint, model_from_checkpoint, save_checkpoint
 from spatialdc.trainer.config import TrainConfig
@@ -55,7 +57,7 @@ def score_summary(csv_path: str | Path) -> dict:
     return {"sdri_mean": round(s["sdri_mean"], 2), "sdri_ci95": round(s["sdri_ci95"], 2),
             "sdri_median": round(s["sdri_median"], 2), "si_sdri_mean": round(s["si_sdri_mean"], 2),
             "mixtures": s["mixtures"], "shards": prov.get("shards"),
-            "command": " ".join(prov["command"]) if prov.get("command") else None}
+            "command": shlex.join(command_line(prov["command"])) if prov.get("command") else None}
 
 
 def training_speakers(shards_pattern: str) -> tuple[int, int]:

@@ -34,6 +34,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def command_line(argv: Sequence[str] | None = None) -> list[str]:
+    """A command (default: this process's ``sys.argv``) as a user would type it: the program's name without the
+    folder it was installed in (``dceval ...``, not ``/home/me/.venv/bin/dceval ...``), so outputs that record it
+    carry no machine's paths."""
+    argv = sys.argv if argv is None else argv
+    return [Path(argv[0]).name, *argv[1:]] if argv else []
+
+
 @dataclass(frozen=True)
 class ShardTask:
     """One Dask task: render these specs into ``path``."""
@@ -250,7 +258,7 @@ def render_dataset(specs_by_split: dict[str, list[specs_mod.MixtureSpec]], corpu
     entries = kept + [{"file": Path(r.path).name, "split": r.split, "num_mixtures": r.num_mixtures,
                        "first_index": r.first_index, "bytes": r.bytes, "sha256": r.sha256} for r in results]
     write_text_atomic(index_path, json.dumps({"schema_version": shards.SCHEMA_VERSION, "dataset": dataset,
-                                              "provenance": dict(provenance, command=sys.argv),
+                                              "provenance": dict(provenance, command=command_line()),
                                               "shards": sorted(entries, key=lambda e: e["file"])}, indent=1))
     quality = label_quality(results)
     if quality:

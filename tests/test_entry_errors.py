@@ -152,6 +152,14 @@ def test_ship_writes_a_slim_model_with_a_card_from_dceval_reports(checkpoint, sm
     card = state["card"]
     assert card["test"]["fm2"]["mixtures"] == 4 and card["command"].startswith("dctrain --shards")
     assert "8 training mixtures of" in card["training_data"]
+    # the score's command as a person types it, whatever folder the program was installed in
+    import json
+    prov = json.loads((tmp_path / "t.csv.json").read_text())
+    prov["command"][0] = "/some/venv/bin/dceval"
+    (tmp_path / "t.csv.json").write_text(json.dumps(prov))
+    card = load_checkpoint(ship(checkpoint, "tiny-bpd", "the tiny test set", {"test": {"fm2": str(report)}},
+                                out_dir=tmp_path))["card"]
+    assert card["test"]["fm2"]["command"].split()[0] == "dceval"
     md = out.with_suffix(".md").read_text()
     assert "# Model card: tiny-bpd" in md and f"{card['test']['fm2']['sdri_mean']:.2f}" in md
     sep = Separator(out)
