@@ -1,4 +1,5 @@
-"""Reading users' audio files and resampling: shared by ``dcsep`` (one channel) and ``dcgen ingest`` (two)."""
+"""Reading audio files and resampling: users' recordings for ``dcsep`` (one channel) and ``dcgen ingest`` (two),
+and the checks every corpus layout makes of its files."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
         return sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as exc:
         raise ValueError(f"cannot read {path} as audio ({exc}); give a WAV or FLAC file") from exc
+
+
+def mono_file_info(path: Path) -> sf._SoundFileInfo:
+    """soundfile's description of a corpus audio file (frames, sample rate), checked to be mono and not empty.
+
+    Raises:
+        ValueError: unreadable, multi-channel or empty audio (the message names the file and the fix).
+    """
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError for corrupt files
+        raise ValueError(f"cannot read audio file {path}: {exc}. Replace or remove the file, then scan again.") from exc
+    if info.channels != 1:
+        raise ValueError(f"{path}: {info.channels} channels; corpus utterances must be mono")
+    if info.frames < 1:
+        raise ValueError(f"{path}: empty audio file; remove it and scan again")
+    return info
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int, axis: int = -1) -> np.ndarray:

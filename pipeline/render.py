@@ -184,8 +184,7 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path | dict,
     bpd = None
     if "bpd" in outputs:
         active = features.active_bins(magnitude)
-        max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-        bpd = labels.spatial_labels(npd, active, spec.num_speakers, max_delay,
+        bpd = labels.spatial_labels(npd, active, spec.num_speakers, spec.max_delay_samples,
                                     rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
     return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd,
                    labels.ds_labels(src) if with_ds else None)
