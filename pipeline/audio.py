@@ -50,7 +50,7 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, axis: int = -1) -> np.n
     ``axis`` from ``rate_in`` to ``rate_out`` Hz; ``x`` unchanged if the rates are equal."""
     if rate_in == rate_out:
         return x
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # slow to import: only a rate change needs it
 
     g = gcd(int(rate_in), int(rate_out))
     return resample_poly(x, int(rate_out) // g, int(rate_in) // g, axis=axis)

@@ -127,7 +127,7 @@ def speed_perturbed_segment(path: Path, offset: int, num_samples: int, sample_ra
     Returns:
         (num_samples + 2 margin,) float64.
     """
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # slow to import: only speed perturbation needs it
 
     up, down = speed_ratio(speed)
     if up == down:
