@@ -7,7 +7,7 @@ own split where it has one, speaker ages where it gives them; splitting is :mod:
 layout       recognized by                                         module
 ===========  ====================================================  =========================
 librispeech  ``SPEAKERS.TXT`` at the top                           :mod:`.librispeech`
-kaldi        ``wav.scp`` in the folder or in ``train/``, ``test/``  :mod:`.kaldi`
+kaldi        ``wav.scp`` in the folder or in its sub-folders       :mod:`.kaldi`
 lhotse       a recordings and a supervisions manifest              :mod:`.lhotse_manifests`
 timit        ``TRAIN/`` and ``TEST/`` folders                      :mod:`.timit`
 csv          a CSV of ``path, speaker, gender`` at the top         :mod:`.csv_list`
