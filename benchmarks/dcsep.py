@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from spatialdc.pipeline.metrics import si_sdr
-from spatialdc.pipeline import corpus
+from spatialdc.pipeline.manifest import load_audio, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"
@@ -32,7 +32,7 @@ def speaker_audio(utts: list, seconds: float) -> np.ndarray:
     """A speaker's utterances concatenated (cycled if short) to ``seconds``, unit RMS."""
     need, parts = int(seconds * SR), []
     for u in itertools.cycle(utts):
-        parts.append(corpus.load_audio(u, CORPUS, SR))
+        parts.append(load_audio(u, CORPUS, SR))
         if sum(p.size for p in parts) >= need:
             break
     y = np.concatenate(parts)[:need].astype(np.float64)
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    utts = [u for u in corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv") if u.split == "test"]
+    utts = [u for u in read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv") if u.split == "test"]
     by_speaker: dict[str, list] = {}
     for u in utts:
         by_speaker.setdefault(u.speaker, []).append(u)

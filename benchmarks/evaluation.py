@@ -20,7 +20,8 @@ import numpy as np
 
 from spatialdc.eval.evaluate import evaluate
 from spatialdc.pipeline.metrics import BACKENDS
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import build, planner, specs
+from spatialdc.pipeline.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"
@@ -28,8 +29,8 @@ CORPUS = ROOT / "corpora" / "librispeech-clips"
 
 def render(n: int, count: int, tmp: Path) -> str:
     """Render ``count`` fm test mixtures of ``n`` speakers; returns the shard pattern."""
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
-    by = build.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, "fm", n, {"test": count})
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    by = planner.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, "fm", n, {"test": count})
     build.render_dataset(by, CORPUS, tmp, 50, 0, progress=False)
     return str(tmp / f"fm{n}" / "test-*.h5")
 

@@ -25,20 +25,22 @@ BUNDLED = ROOT / "corpora" / "librispeech-clips"
 
 def tiny_dataset(out: Path) -> Path:
     """The tests' fixture: 8 female + 8 male bundled speakers, fm2 specs 8 / 4 / 4, shards of 4 mixtures."""
-    from spatialdc.pipeline import build, corpus, specs
+    from spatialdc.pipeline import build, corpus, planner, specs
+    from spatialdc.pipeline.layouts.librispeech import read_librispeech_speakers, scan_librispeech
+    from spatialdc.pipeline.manifest import GENDERS
 
     src = out / "corpus"
     src.mkdir(parents=True, exist_ok=True)
-    genders = corpus.read_librispeech_speakers(BUNDLED / "SPEAKERS.TXT")
+    genders = read_librispeech_speakers(BUNDLED / "SPEAKERS.TXT")
     picked = []
-    for g in corpus.GENDERS:
-        picked += [u for u in corpus.scan_librispeech(BUNDLED) if u.gender == g and u.duration_s >= 6][:8]
+    for g in GENDERS:
+        picked += [u for u in scan_librispeech(BUNDLED) if u.gender == g and u.duration_s >= 6][:8]
     for u in picked:
         shutil.copy(BUNDLED / u.path, src / u.path)
     lines = [f"{u.speaker} | {genders[u.speaker].upper()} | train-clean-100 | 1.0 | x" for u in picked]
     (src / "SPEAKERS.TXT").write_text(";ID|SEX|SUBSET|MINUTES|NAME\n" + "\n".join(lines) + "\n")
-    manifest = corpus.assign_splits(corpus.scan_librispeech(src), seed=0)
-    plan = build.plan_dataset(manifest, src, specs.RenderConfig(), 0, "fm", 2, {"train": 8, "valid": 4, "test": 4})
+    manifest = corpus.assign_splits(scan_librispeech(src), seed=0)
+    plan = planner.plan_dataset(manifest, src, specs.RenderConfig(), 0, "fm", 2, {"train": 8, "valid": 4, "test": 4})
     build.render_dataset(plan, src, out / "data", shard_size=4, workers=0, progress=False)
     return out / "data" / "fm2"
 

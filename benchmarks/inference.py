@@ -25,7 +25,7 @@ import torch
 
 from spatialdc.eval import separator
 from spatialdc.eval.separate import embed
-from spatialdc.pipeline import corpus
+from spatialdc.pipeline.manifest import load_audio, read_manifest
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import load_model
 from spatialdc.trainer.data import network_input
@@ -43,11 +43,11 @@ def embed_before(model, stats, magnitudes: np.ndarray) -> np.ndarray:
 
 def recording(seconds: float) -> np.ndarray:
     """A female and a male test speaker of the bundled corpus, each cycled to ``seconds`` at unit RMS, summed."""
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
     n, out = int(seconds * 16000), np.zeros(int(seconds * 16000))
     for g in ("f", "m"):
         u = next(u for u in utts if u.split == "test" and u.gender == g)
-        x = np.resize(corpus.load_audio(u, CORPUS, 16000), n)
+        x = np.resize(load_audio(u, CORPUS, 16000), n)
         out += x / np.sqrt(np.mean(x**2))
     return 0.1 * out
 

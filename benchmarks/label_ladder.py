@@ -10,12 +10,13 @@ anechoic at 1, 3 and 5 cm; mild rooms (RT60 0.2-0.3 s, sources 0.5-1 m away) and
 
 - ``spatial``: the labels of the shards (:func:`spatialdc.pipeline.labels.spatial_labels`: K-means on the NPD where
   no phase wraps, wrapped-phase labels otherwise), on every non-silent bin;
-- ``confidence>=0.5``: the same labels on the bins whose confidence (:func:`~spatialdc.pipeline.labels.bpd_confidence`,
-  the loss weight of ``dctrain --label-weights confidence``) is at least 0.5;
+- ``confidence>=0.5``: the same labels on the bins whose confidence
+  (:func:`~spatialdc.pipeline.label_weights.bpd_confidence`, the loss weight of ``dctrain --label-weights
+  confidence``) is at least 0.5;
 - ``onsets``: the same labels on the bins whose power rose more than 3 dB over the mean of the 4 frames before
   (the direct sound leads the reverberation at onsets);
-- ``direct-path <share>``: the same labels on :func:`~spatialdc.pipeline.labels.direct_path_bins` (onsets over 8
-  frames, then the most confident of them, at most ``share`` of the non-silent bins), the loss weights of ``dctrain
+- ``direct-path <share>``: the same labels on :func:`~spatialdc.pipeline.label_weights.direct_path_bins` (onsets
+  over 8 frames, then the most confident of them, at most ``share`` of the non-silent bins), the loss weights of ``dctrain
   --label-weights direct-path --keep-share <share>``. Its frames and shares were chosen on validation mixtures
   (``--split valid``, rendered into ``data/ladder-valid``), not on the test mixtures.
 
@@ -31,7 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from spatialdc.eval.evaluate import evaluate
-from spatialdc.pipeline import build, corpus, features, labels, specs
+from spatialdc.pipeline import build, features, planner, specs
+from spatialdc.pipeline.label_quality import accuracy_from_contingency, contingency, nmi_from_contingency
+from spatialdc.pipeline.label_weights import bpd_confidence, direct_path_bins, onset_bins
+from spatialdc.pipeline.manifest import read_manifest
+from spatialdc.pipeline.provenance import config_provenance
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,18 +63,17 @@ def label_quality(pattern: str) -> dict[str, dict[str, float]]:
         d = shards.read(i, ("magnitude", "npd", "bpd", "ds", "spec"))
         spec, n = d["spec"], d["spec"].num_speakers
         active = features.active_bins(d["magnitude"])
-        max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-        conf = labels.bpd_confidence(d["npd"], d["bpd"], active, n, max_delay)
+        conf = bpd_confidence(d["npd"], d["bpd"], active, n, spec.max_delay_samples)
         kept = {"spatial": active, "confidence>=0.5": active & (conf >= 0.5),
-                "onsets": active & labels.onset_bins(d["magnitude"], frames=4, rise_db=3.0)}
+                "onsets": active & onset_bins(d["magnitude"], frames=4, rise_db=3.0)}
         for share in DIRECT_PATH_SHARES:
-            kept[f"direct-path {share:g}"] = labels.direct_path_bins(d["magnitude"], conf, active, share)
+            kept[f"direct-path {share:g}"] = direct_path_bins(d["magnitude"], conf, active, share)
         for name, mask in kept.items():
-            counts = labels.contingency(d["bpd"], d["ds"], n, mask)
+            counts = contingency(d["bpd"], d["ds"], n, mask)
             r = out.setdefault(name, {"accuracy": [], "kept": [], "nmi": []})
-            r["accuracy"].append(labels.accuracy_from_contingency(counts))
+            r["accuracy"].append(accuracy_from_contingency(counts))
             r["kept"].append(mask.sum() / max(active.sum(), 1))
-            r["nmi"].append(labels.nmi_from_contingency(labels.contingency(d["bpd"], d["ds"], n, active)))
+            r["nmi"].append(nmi_from_contingency(contingency(d["bpd"], d["ds"], n, active)))
     shards.close()
     return {name: {k: float(np.nanmean(v)) for k, v in r.items()} for name, r in out.items()}
 
@@ -84,7 +88,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     data = args.data or Path("data/ladder" if args.split == "test" else "data/ladder-valid")
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
     lines = ["| rung | labeler | accuracy vs DS (kept bins) | bins kept | NMI | oracle SDRi, labels / DS (dB) |",
              "|---|---|---|---|---|---|"]
     for rung in args.rungs.split(","):
@@ -92,9 +96,9 @@ def main() -> None:
         out = data / rung
         pattern = str(out / "fm2" / f"{args.split}-*.h5")
         if not list((out / "fm2").glob(f"{args.split}-*.h5")):
-            by = build.plan_dataset(utts, CORPUS, config, 0, "fm", 2, {args.split: args.mixtures})
+            by = planner.plan_dataset(utts, CORPUS, config, 0, "fm", 2, {args.split: args.mixtures})
             build.render_dataset(by, CORPUS, out, 100, args.workers, progress=False,
-                                 provenance=build.config_provenance(config, 0, CORPUS))
+                                 provenance=config_provenance(config, 0, CORPUS))
         rows = evaluate([pattern], None, workers=args.workers, max_mixtures=args.mixtures, progress=False)
         sdri = {m: np.mean([r["sdri"] for r in rows if r["method"] == m and not r["silent_reference"]])
                 for m in ("oracle_bpd", "oracle_ds")}

@@ -37,8 +37,9 @@ from spatialdc.eval.evaluate import evaluate
 from spatialdc.eval.plots import PAPER_SDRI, paper_table, paper_table_markdown
 from spatialdc.eval.report import write_csv
 from spatialdc.pipeline.atomic import write_text_atomic
-from spatialdc.pipeline.build import ALL_DATASETS, package_versions
 from spatialdc.pipeline.parallel import dask_client
+from spatialdc.pipeline.provenance import package_versions
+from spatialdc.pipeline.specs import ALL_DATASETS
 from spatialdc.trainer.config import TrainConfig
 from spatialdc.trainer.loop import train
 

@@ -25,18 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from spatialdc.pipeline import acoustics, build, corpus, features, labels, render, shards, specs
+from spatialdc.pipeline import acoustics, build, features, label_quality, labels, planner, render, shards, specs
+from spatialdc.pipeline.manifest import read_manifest
 from spatialdc.pipeline.parallel import dask_client
 from spatialdc.pipeline.rng import rng_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "librispeech-clips"
-SIX = {f"{g}{n}": sum(specs.PAPER_SIZES.values()) for g in specs.DATASET_GENDERS for n in (2, 3)}
+SIX = {f"{g}{n}": sum(planner.PAPER_SIZES.values()) for g in specs.DATASET_GENDERS for n in (2, 3)}
 
 
 def plan(gender: str, n: int, count: int) -> dict:
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
-    return build.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, gender, n, {"test": count})
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    return planner.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, gender, n, {"test": count})
 
 
 def _warm_imports() -> None:
@@ -129,10 +130,10 @@ def stage_times(spec_list: list) -> dict[str, float]:
         t4 = time.perf_counter()
         labels.ds_labels(z[2:])
         t5 = time.perf_counter()
-        build.label_agreement(ex)
+        label_quality.label_agreement(ex)
         t6 = time.perf_counter()
-        if s.index % build.ORACLE_EVERY == 0:
-            build.oracle_sdri(ex)
+        if s.index % label_quality.ORACLE_EVERY == 0:
+            label_quality.oracle_sdri(ex)
         t["oracle_sdri"] += time.perf_counter() - t6
         t["read"] += t1 - t0
         t["delay"] += t2 - t1

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import build, planner, specs
+from spatialdc.pipeline.manifest import read_manifest
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.config import TrainConfig
 from spatialdc.trainer.data import DeepClusteringDataset, input_stats
@@ -88,8 +89,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
-        utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
-        by = build.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, "fm", 2,
+        utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+        by = planner.plan_dataset(utts, CORPUS, specs.RenderConfig(), 0, "fm", 2,
                                 {"train": args.mixtures, "valid": args.batch_size})
         build.render_dataset(by, CORPUS, tmp / "data", 40, 2, progress=False)
         base = dict(shards=str(tmp / "data/fm2/train-*.h5"), valid=str(tmp / "data/fm2/valid-*.h5"), target="bpd",

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from spatialdc.pipeline.atomic import write_text_atomic
-from spatialdc.pipeline.build import command_line, package_versions
+from spatialdc.pipeline.provenance import command_line, package_versions
 
 from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
 from .html_report import write_eval_report
@@ -96,7 +96,7 @@ def write_plots(rows, shard_patterns, report: Path) -> list[Path]:
     ex = shards.read(0, ("magnitude", "npd", "ds", "spec"))
     spec = ex["spec"]
     out.append(npd_histogram(ex["npd"], features.active_bins(ex["magnitude"]), ex["ds"],
-                             spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s, f"{stem}.npd.png",
+                             spec.max_delay_samples, f"{stem}.npd.png",
                              f"NPD of {spec.mixture_id}, colored by dominant source"))
     shards.close()
     return out

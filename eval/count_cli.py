@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from spatialdc.pipeline import features
-from spatialdc.pipeline.build import command_line
+from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
 

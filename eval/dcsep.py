@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from spatialdc.pipeline.build import command_line
+from spatialdc.pipeline.provenance import command_line
 
 from .evaluate import DEFAULT_CLUSTER_DB
 from .html_report import write_separation_report

@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from spatialdc.pipeline import features
-from spatialdc.pipeline.build import command_line
+from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.metrics import bss_eval_sets
 from spatialdc.pipeline.rng import random_state_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards

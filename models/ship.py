@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from spatialdc.pipeline.atomic import write_text_atomic
-from spatialdc.pipeline.build import command_line
+from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import inference_state, load_checkpoint, model_from_checkpoint, save_checkpoint
 from spatialdc.trainer.config import TrainConfig

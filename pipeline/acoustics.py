@@ -114,7 +114,7 @@ def room_impulse_responses(room: dict, sample_rate: int) -> list[list[np.ndarray
     RIR starts with pyroomacoustics' fractional-delay filter, a constant offset of ``frac_delay_length // 2``
     samples (:func:`rir_offset`), which :func:`reverberant_two_mic` removes.
     """
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra  # heavy (1.5 s to import): only reverberant rooms need it
 
     size = np.asarray(room["size_m"])
     absorption, max_order = pra.inverse_sabine(room["rt60_s"], size)
@@ -129,7 +129,7 @@ def room_impulse_responses(room: dict, sample_rate: int) -> list[list[np.ndarray
 
 def rir_offset() -> int:
     """Samples by which every pyroomacoustics RIR is delayed by its fractional-delay filter (40 by default)."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra  # heavy (1.5 s to import): only reverberant rooms need it
 
     return int(pra.constants.get("frac_delay_length")) // 2
 
@@ -149,7 +149,7 @@ def reverberant_two_mic(segments: np.ndarray, room: dict, sample_rate: int, marg
     Returns:
         (N, 2, S) float64: [:, 0] at mic 1 (the SDR references, reverberant), [:, 1] at mic 2.
     """
-    from scipy.signal import fftconvolve
+    from scipy.signal import fftconvolve  # scipy.signal is slow to import: only reverberant rooms need it
 
     rirs = room_impulse_responses(room, sample_rate)
     n, length = segments.shape

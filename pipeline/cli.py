@@ -8,14 +8,19 @@ from pathlib import Path
 
 import click
 
-from . import build, corpus, specs
+from . import build, corpus, dryrun, planner, specs
+from .ingest import export_mixtures, ingest
+from .layouts import LAYOUTS
+from .manifest import DEFAULT_MANIFEST_DIR, GENDERS, SPLITS, write_manifest
 from .parallel import dask_client
+from .provenance import config_provenance
+from .verify import verify_dataset
 
 DEFAULT_CORPUS = "corpora/librispeech-clips"
 
 
 def _manifest_path(corpus_dir: Path, manifest: str | None) -> Path:
-    return Path(manifest) if manifest else build.DEFAULT_MANIFEST_DIR / f"{corpus_dir.name}.csv"
+    return Path(manifest) if manifest else DEFAULT_MANIFEST_DIR / f"{corpus_dir.name}.csv"
 
 
 def _corpus_arg(dirs: list[Path]) -> Path | dict:
@@ -57,7 +62,7 @@ def main(verbose: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Manifest CSV to write [default: data_manifests/corpora/<corpus folder name>.csv].")
 @click.option("--seed", type=int, default=0, help="Seed of the speaker split.")
-@click.option("--layout", type=click.Choice(("auto",) + corpus.LAYOUTS), default="auto",
+@click.option("--layout", type=click.Choice(("auto",) + LAYOUTS), default="auto",
               help="Corpus layout: LibriSpeech (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/), or a CSV of path,speaker,gender.")
 def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str) -> None:
     """Scan CORPUS_DIR into an utterance manifest, split by speaker (75/10/15 %; TIMIT keeps its own test
@@ -67,9 +72,9 @@ def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str) -> 
         utts = corpus.scan_corpus(corpus_dir, seed, layout)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    corpus.write_manifest(out, utts)
-    for split in corpus.SPLITS:
-        n = {g: len({u.speaker for u in utts if u.split == split and u.gender == g}) for g in corpus.GENDERS}
+    write_manifest(out, utts)
+    for split in SPLITS:
+        n = {g: len({u.speaker for u in utts if u.split == split and u.gender == g}) for g in GENDERS}
         click.echo(f"{split:<5}  {n['f']:>4} female  {n['m']:>4} male speakers")
     click.echo(f"wrote {out} ({len(utts)} utterances, {utts[0].layout} layout)")
 
@@ -94,7 +99,7 @@ def render_options(fn):
         click.option("--speakers", type=click.IntRange(2, 19), default=2, help="Speakers per mixture (N)."),
         click.option("--gender", type=click.Choice(specs.DATASET_GENDERS), default="fm",
                      help="f, m, or fm (at least one of each)."),
-        click.option("--split", type=click.Choice(corpus.SPLITS + ("all",)), default="all", help="Split(s)."),
+        click.option("--split", type=click.Choice(SPLITS + ("all",)), default="all", help="Split(s)."),
         click.option("--num-mixtures", default=None,
                      help="N for one split; with --split all, N train and N/6, N/3 valid, test; or TRAIN,VALID,TEST. "
                           "[default: the paper's 5400,900,1800]"),
@@ -136,25 +141,25 @@ def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, 
                sample_rate, duration, mic_spacing, min_angle, room, rt60, source_distance, all_datasets, from_specs, out, shard_size, workers,
                threads_per_worker, scheduler, dry_run, quiet) -> None:
     """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
-    splits = corpus.SPLITS if split == "all" else (split,)
+    splits = SPLITS if split == "all" else (split,)
     config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
     corpus_dir = _corpus_arg([Path(d) for d in corpus_dirs])
-    datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
+    datasets = specs.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
         if from_specs is not None:
-            by_split = build.read_spec_dir(from_specs, splits)
+            by_split = specs.read_spec_dir(from_specs, splits)
             if dry_run:
-                click.echo(build.format_dry_run(build.dry_run_specs(by_split, workers)))
+                click.echo(dryrun.format_dry_run(dryrun.dry_run_specs(by_split, workers)))
                 return
             summary = build.render_dataset(by_split, corpus_dir, Path(out), shard_size, workers, threads_per_worker,
-                                           scheduler, build.config_provenance(config, seed, corpus_dir),
+                                           scheduler, config_provenance(config, seed, corpus_dir),
                                            progress=not quiet)
             click.echo(build.format_summary(summary))
             return
-        source = build.open_corpora(corpus_dirs, Path(manifest) if manifest else None, seed, min_age)
+        source = corpus.open_corpora(corpus_dirs, Path(manifest) if manifest else None, seed, min_age)
         if dry_run:
-            rows = build.dry_run(source, datasets, splits, num_mixtures, config, seed, workers)
-            click.echo(build.format_dry_run(rows))
+            rows = dryrun.dry_run(source, datasets, splits, num_mixtures, config, seed, workers)
+            click.echo(dryrun.format_dry_run(rows))
             return
         with contextlib.ExitStack() as stack:
             if len(datasets) > 1 and not scheduler and workers >= 1:  # one local cluster for all the datasets
@@ -176,14 +181,14 @@ def plan_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, sp
              duration, mic_spacing, min_angle, room, rt60, source_distance, all_datasets, specs_dir) -> None:
     """Write the mixture specs of datasets as gzipped JSONL without rendering (commit them to share a dataset;
     render them with `dcgen render --from-specs DIR`)."""
-    splits = corpus.SPLITS if split == "all" else (split,)
+    splits = SPLITS if split == "all" else (split,)
     config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
-    datasets = build.ALL_DATASETS if all_datasets else ((gender, speakers),)
+    datasets = specs.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
-        source = build.open_corpora([Path(d) for d in corpus_dirs], Path(manifest) if manifest else None, seed,
+        source = corpus.open_corpora([Path(d) for d in corpus_dirs], Path(manifest) if manifest else None, seed,
                                     min_age)
-        planned = {(g, n): build.plan_dataset(source.utterances, source.corpus, config, seed, g, n,
-                                              build.parse_sizes(num_mixtures, splits)) for g, n in datasets}
+        planned = {(g, n): planner.plan_dataset(source.utterances, source.corpus, config, seed, g, n,
+                                                planner.parse_sizes(num_mixtures, splits)) for g, n in datasets}
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     for (g, n), by_split in planned.items():
@@ -209,8 +214,6 @@ def ingest_cmd(recordings, mic_spacing, out, speakers, max_speakers, channels, w
     """Cut two-channel RECORDINGS (WAV/FLAC, any rate, any length) into windows with spatial labels and no
     references: training shards for `dctrain --target bpd`. Windows that are silent or hold one talker are dropped
     and counted."""
-    from .ingest import ingest
-
     try:
         pair = tuple(int(c) for c in channels.split(","))
         if len(pair) != 2:
@@ -233,7 +236,7 @@ def ingest_cmd(recordings, mic_spacing, out, speakers, max_speakers, channels, w
               required=True, help="A dataset folder with <split>.jsonl specs (as `dcgen render` leaves them).")
 @click.option("--corpus", "corpus_dirs", type=click.Path(path_type=Path), multiple=True, default=(DEFAULT_CORPUS,),
               help="The corpus folder(s) the specs were planned from.")
-@click.option("--split", type=click.Choice(corpus.SPLITS), default="test", help="Split to export.")
+@click.option("--split", type=click.Choice(SPLITS), default="test", help="Split to export.")
 @click.option("--max-mixtures", type=int, default=None, help="Export only the first N mixtures.")
 @click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16"]), default="FLOAT",
               help="FLOAT: exact float32 (ingest reproduces the render's features); PCM_16: as a recorder writes.")
@@ -241,10 +244,8 @@ def ingest_cmd(recordings, mic_spacing, out, speakers, max_speakers, channels, w
 def export_cmd(from_specs, corpus_dirs, split, max_mixtures, subtype, out) -> None:
     """Write rendered mixtures as stereo WAVs (mic 1, mic 2) with their references beside them
     (<mixture_id>.ref<k>.wav) and specs.jsonl, to test `dcgen ingest` on recordings with known answers."""
-    from .ingest import export_mixtures
-
     try:
-        ss = build.read_spec_dir(from_specs, (split,))[split][:max_mixtures]
+        ss = specs.read_spec_dir(from_specs, (split,))[split][:max_mixtures]
         paths = export_mixtures(ss, _corpus_arg([Path(d) for d in corpus_dirs]), out, subtype)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -255,11 +256,9 @@ def export_cmd(from_specs, corpus_dirs, split, max_mixtures, subtype, out) -> No
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def verify_cmd(dataset_dir: Path) -> None:
     """Re-read every shard of DATASET_DIR (e.g. data/fm2) against its index.json: counts, checksums, schema, NaNs."""
-    from .verify import verify_dataset
-
     try:
         problems = verify_dataset(dataset_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if problems:
         for p in problems:

@@ -98,7 +98,7 @@ def single_threaded():
     behaviour. Only the BLAS pools are limited through threadpoolctl: limiting torch's OpenMP runtime that way left
     its second thread spinning at 100 % of a core (measured); torch's own ``set_num_threads`` does not.
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # imported on first use, as torch
 
     with threadpool_limits(1, user_api="blas"), _one_thread(_torch()):
         yield

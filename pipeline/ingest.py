@@ -20,10 +20,12 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from . import features, labels, shards, specs as specs_mod
+from . import features, labels, shards
 from .atomic import atomic_path, write_text_atomic
 from .audio import read_audio_file, resample
+from .render import render_mixture
 from .rng import rng_for
+from .specs import SOUND_SPEED_M_S, MixtureSpec, max_delay_samples, write_specs
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000  # windows are resampled to the rate the models are trained at
@@ -149,15 +151,15 @@ def estimate_speakers(npd: np.ndarray, magnitude: np.ndarray, active: np.ndarray
 
 
 def window_spec(name: str, path: str, index: int, start: int, num_samples: int, k: int, mic_spacing_m: float,
-                delays: Sequence[float]) -> specs_mod.MixtureSpec:
+                delays: Sequence[float]) -> MixtureSpec:
     """A spec describing a window of a recording: speakers, genders and gains unknown ("?", equal), the angles those
     of the clusters' delays (cos theta = tau c / (d fs))."""
-    c = specs_mod.SOUND_SPEED_M_S
+    c = SOUND_SPEED_M_S
     cos = np.clip(np.asarray(delays) * c / (mic_spacing_m * SAMPLE_RATE), -1, 1)
-    return specs_mod.MixtureSpec(f"rec{k}", "train", index, 0, tuple(f"{name}@{start}" for _ in range(k)),
-                                 ("?",) * k, ("?",) * k, (path,) * k, (start,) * k,
-                                 tuple(round(float(a), 3) for a in np.degrees(np.arccos(cos))), (round(1 / k, 8),) * k,
-                                 SAMPLE_RATE, num_samples, mic_spacing_m, c, "recorded")
+    return MixtureSpec(f"rec{k}", "train", index, 0, tuple(f"{name}@{start}" for _ in range(k)),
+                       ("?",) * k, ("?",) * k, (path,) * k, (start,) * k,
+                       tuple(round(float(a), 3) for a in np.degrees(np.arccos(cos))), (round(1 / k, 8),) * k,
+                       SAMPLE_RATE, num_samples, mic_spacing_m, c, "recorded")
 
 
 def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m: float,
@@ -174,7 +176,7 @@ def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m:
             written), a spacing at which every bin aliases, bad window settings.
     """
     out_dir = Path(out_dir)
-    max_delay = mic_spacing_m * SAMPLE_RATE / specs_mod.SOUND_SPEED_M_S
+    max_delay = max_delay_samples(mic_spacing_m, SAMPLE_RATE)
     labels.check_spacing(features.N_FFT // 2 + 1, max_delay, mic_spacing_m, SAMPLE_RATE)
     win, hop = int(round(window_s * SAMPLE_RATE)), int(round(hop_s * SAMPLE_RATE))
     if win < features.N_FFT or hop < 1:
@@ -191,32 +193,14 @@ def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m:
             report.add(name, "shorter than a window")
             continue
         for w, start in enumerate(range(0, pair.shape[1] - win + 1, hop)):
-            seg = pair[:, start: start + win]  # (2, win)
-            if 20 * np.log10(np.sqrt(np.mean(seg[0].astype(np.float64) ** 2)) + 1e-12) < SILENT_DBFS:
-                report.add(name, "silent")
+            window = _label_window(pair[:, start: start + win], (0, "ingest", name, w), speakers, max_speakers,
+                                   max_delay)
+            if isinstance(window, str):
+                report.add(name, window)
                 continue
-            spectra = features.stft(seg)  # (2, F, T)
-            magnitude = np.abs(spectra[0]).astype(np.float32)
-            npd = features.npd(spectra[0], spectra[1])
-            active = features.active_bins(magnitude)
-            if active.mean() < MIN_ACTIVE_FRACTION:
-                report.add(name, "too few active bins")
-                continue
-            key = (0, "ingest", name, w)
-            if speakers is None:
-                k, lab, shares = estimate_speakers(npd, magnitude, active, max_speakers, max_delay, key)
-            else:
-                k, lab = speakers, labels.spatial_labels(npd, active, speakers, max_delay, rng_for(*key, speakers))
-                shares = cluster_stats(npd, lab, magnitude, active, k, max_delay)[1]
-                if shares.min() < MIN_ENERGY_SHARE:
-                    k = 1
-            if k < 2:
-                report.add(name, "one talker")
-                continue
-            delays = cluster_stats(npd, lab, magnitude, active, k, max_delay)[0]
-            spec = window_spec(name, str(rec), len(by_k.get(k, [])), start, win, k, mic_spacing_m, delays)
-            by_k.setdefault(k, []).append({"mic1": seg[0], "mic2": seg[1], "magnitude": magnitude, "npd": npd,
-                                           "bpd": lab, "spec": spec})
+            k, delays, shares = window.pop("k"), window.pop("delays"), window.pop("shares")
+            window["spec"] = window_spec(name, str(rec), len(by_k.get(k, [])), start, win, k, mic_spacing_m, delays)
+            by_k.setdefault(k, []).append(window)
             report.add(name, "kept", float(np.min(np.diff(np.sort(delays)))), k, float(shares.min()))
     provenance = {"ingest": {"mic_spacing_m": mic_spacing_m, "channels": list(channels), "window_s": window_s,
                              "hop_s": hop_s, "speakers": speakers or "auto",
@@ -227,22 +211,51 @@ def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m:
     return report
 
 
+def _label_window(seg: np.ndarray, key: tuple, speakers: int | None, max_speakers: int,
+                  max_delay: float) -> dict | str:
+    """The features and spatial labels of one window ``seg`` (2, S) of a recording, or why it is dropped.
+
+    Returns:
+        the reason (``"silent"``, ``"too few active bins"``, ``"one talker"``), or a dict of ``mic1``, ``mic2``
+        (S,), ``magnitude``, ``npd`` (F, T) float32, ``bpd`` (F, T) uint8 labels, ``k`` (K, the talkers), and the
+        clusters' ``delays`` (samples) and energy ``shares`` ((K,) float64 each, :func:`cluster_stats`).
+    """
+    if 20 * np.log10(np.sqrt(np.mean(seg[0].astype(np.float64) ** 2)) + 1e-12) < SILENT_DBFS:
+        return "silent"
+    spectra = features.stft(seg)  # (2, F, T)
+    magnitude = np.abs(spectra[0]).astype(np.float32)
+    npd = features.npd(spectra[0], spectra[1])
+    active = features.active_bins(magnitude)
+    if active.mean() < MIN_ACTIVE_FRACTION:
+        return "too few active bins"
+    if speakers is None:
+        k, lab, shares = estimate_speakers(npd, magnitude, active, max_speakers, max_delay, key)
+    else:
+        k, lab = speakers, labels.spatial_labels(npd, active, speakers, max_delay, rng_for(*key, speakers))
+        shares = cluster_stats(npd, lab, magnitude, active, k, max_delay)[1]
+        if shares.min() < MIN_ENERGY_SHARE:
+            k = 1
+    if k < 2:
+        return "one talker"
+    delays = cluster_stats(npd, lab, magnitude, active, k, max_delay)[0]
+    return {"mic1": seg[0], "mic2": seg[1], "magnitude": magnitude, "npd": npd, "bpd": lab, "k": k, "delays": delays,
+            "shares": shares}
+
+
 def _write_dataset(ddir: Path, windows: list[dict], shard_size: int, provenance: dict) -> None:
+    """The windows of one K as shards ``ddir/train-NNNNN.h5`` with their specs and ``index.json``."""
     ddir.mkdir(parents=True, exist_ok=True)
     entries = []
     for s, lo in enumerate(range(0, len(windows), shard_size)):
         path = ddir / f"train-{s:05d}.h5"
         chunk = windows[lo: lo + shard_size]
         shards.write_recording_shard(path, chunk, provenance)
-        entries.append({"file": path.name, "split": "train", "num_mixtures": len(chunk), "first_index": lo,
-                        "bytes": path.stat().st_size, "sha256": shards.file_sha256(path)})
-    specs_mod.write_specs(ddir / "train.jsonl", [w["spec"] for w in windows])
-    write_text_atomic(ddir / "index.json", json.dumps({"schema_version": shards.SCHEMA_VERSION,
-                                                       "dataset": ddir.name, "provenance": provenance,
-                                                       "shards": entries}, indent=1))
+        entries.append(shards.ShardInfo.of_file(path, "train", len(chunk), lo))
+    write_specs(ddir / "train.jsonl", [w["spec"] for w in windows])
+    shards.write_index(ddir, shards.DatasetIndex(ddir.name, provenance, tuple(entries)))
 
 
-def export_mixtures(specs: Sequence[specs_mod.MixtureSpec], corpus_dir, out_dir: str | Path,
+def export_mixtures(specs: Sequence[MixtureSpec], corpus_dir, out_dir: str | Path,
                     subtype: str = "FLOAT") -> list[Path]:
     """Render specs and write each mixture as a stereo WAV (``<mixture_id>.wav``: mic 1, mic 2) with its references
     (``<mixture_id>.ref<k>.wav``: source k at mic 1) and the specs (``specs.jsonl``) beside them.
@@ -254,8 +267,6 @@ def export_mixtures(specs: Sequence[specs_mod.MixtureSpec], corpus_dir, out_dir:
     Returns:
         the stereo WAV paths.
     """
-    from .render import render_mixture
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -271,5 +282,5 @@ def export_mixtures(specs: Sequence[specs_mod.MixtureSpec], corpus_dir, out_dir:
             with atomic_path(out_dir / f"{spec.mixture_id}.ref{k}.wav") as tmp:
                 sf.write(str(tmp), src * scale, spec.sample_rate, subtype=subtype, format="WAV")
         written.append(path)
-    specs_mod.write_specs(out_dir / "specs.jsonl", specs)
+    write_specs(out_dir / "specs.jsonl", specs)
     return written

@@ -98,12 +98,12 @@ def bss_eval_sets(references: np.ndarray, estimate_sets: Sequence[np.ndarray],
 def _bss_eval_one(ref: np.ndarray, est: np.ndarray, backend: str) -> tuple:
     """(sdr, sir, sar, perm) of one set from a library backend."""
     if backend == "mir_eval":
-        import mir_eval
+        import mir_eval  # the library backends are slow to import: only when chosen
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return mir_eval.separation.bss_eval_sources(ref, est)
-    import fast_bss_eval
+    import fast_bss_eval  # (as mir_eval)
 
     with np.errstate(divide="ignore", invalid="ignore"):  # SAR of the unprocessed mixture is +inf
         return fast_bss_eval.bss_eval_sources(ref, est)

@@ -21,7 +21,7 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
     Raises:
         ValueError: workers < 1 without a scheduler. OSError: the scheduler cannot be reached.
     """
-    import dask
+    import dask  # heavy: imported only when a cluster is used (--workers 0 runs without Dask)
     from dask.distributed import Client, LocalCluster
 
     # distributed configures its loggers at import; keep a local cluster's start/stop chatter out of the user's way
@@ -70,7 +70,7 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, thread
                 yield fn(item)
                 bar.update()
             return
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # (as in dask_client)
 
         with dask_client(workers, threads_per_worker, scheduler) as client:
             futures = client.map(fn, list(items), pure=False)

@@ -127,7 +127,7 @@ def speed_perturbed_segment(path: Path, offset: int, num_samples: int, sample_ra
     Returns:
         (num_samples + 2 margin,) float64.
     """
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # slow to import: only speed perturbation needs it
 
     up, down = speed_ratio(speed)
     if up == down:
@@ -184,8 +184,7 @@ def render_mixture(spec: MixtureSpec, corpus_dir: str | Path | dict,
     bpd = None
     if "bpd" in outputs:
         active = features.active_bins(magnitude)
-        max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-        bpd = labels.spatial_labels(npd, active, spec.num_speakers, max_delay,
+        bpd = labels.spatial_labels(npd, active, spec.num_speakers, spec.max_delay_samples,
                                     rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd"))
     return Example(spec, mixture, sources, magnitude.astype(np.float32), npd, bpd,
                    labels.ds_labels(src) if with_ds else None)

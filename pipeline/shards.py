@@ -21,9 +21,8 @@ two-speaker mixture: audio as float16 (relative error <= 2**-11, SNR > 60 dB), f
 mantissa rounded to ``FEATURE_MANTISSA_BITS`` bits (relative error <= 2**-11 at every magnitude, which float16 cannot
 give for tiny magnitudes), labels lossless; all compressed with :data:`COMPRESSION` (bitshuffle + zstd, an HDF5
 filter from ``hdf5plugin``, which this module imports so that every reader has it; other HDF5 tools need
-``import hdf5plugin`` or ``HDF5_PLUGIN_PATH``). Files of earlier versions (gzip) read as before. The reader returns
-float32.
-Version 1 files (float32 ``mixture`` (M, 2, S), no ``mic2``) are still read.
+``import hdf5plugin`` or ``HDF5_PLUGIN_PATH``). The reader returns float32. Files of earlier versions (gzip) read as
+before, and so do version 1 files (float32 ``mixture`` (M, 2, S), no ``mic2``).
 
 File attributes: ``schema_version``, ``dataset``, ``split``, ``num_speakers``, ``sample_rate``, ``n_fft``, ``hop``,
 ``compression``, ``specs_sha256`` and ``provenance`` (JSON: render config, seed, package versions, command).
@@ -32,8 +31,9 @@ File attributes: ``schema_version``, ``dataset``, ``split``, ``num_speakers``, `
 with ``mic1`` (M, S) float16 stored instead of ``sources`` and no ``ds``; the attribute ``absent_fields`` (JSON list:
 ``["sources", "ds"]``) says so, and asking the reader for an absent field raises ValueError with what to do
 instead (train on ``bpd`` targets; score models on rendered shards).
-Files are written under a temporary name and renamed when complete. Readers open files lazily, once per process
-(h5py handles survive neither fork nor pickling).
+One writer (:func:`write_shard`, :func:`write_recording_shard`) writes files under a temporary name and renames them
+when complete. Readers open files lazily, once per process (h5py handles survive neither fork nor pickling).
+Beside the shards, ``index.json`` (:class:`DatasetIndex`) lists each with its count and SHA-256 (``dcgen verify``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import glob
 import hashlib
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -50,7 +51,7 @@ import hdf5plugin
 import numpy as np
 
 from . import features
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .render import Example
 from .specs import MixtureSpec, specs_hash
 
@@ -80,20 +81,8 @@ def round_mantissa(x: np.ndarray, bits: int = FEATURE_MANTISSA_BITS) -> np.ndarr
     return rounded.view(np.float32)
 
 
-def _stored_arrays(examples: Sequence[Example]) -> dict[str, np.ndarray]:
-    """Version-2 arrays of a list of examples (see the module table)."""
-    return {
-        "sources": np.stack([ex.sources for ex in examples]).astype(np.float16),  # (M, N, S)
-        "mic2": np.stack([ex.mixture[1] for ex in examples]).astype(np.float16),  # (M, S)
-        "magnitude": round_mantissa(np.stack([ex.magnitude for ex in examples])),  # (M, F, T)
-        "npd": round_mantissa(np.stack([ex.npd for ex in examples])),  # (M, F, T)
-        "bpd": np.stack([ex.bpd for ex in examples]),  # (M, F, T) uint8
-        "ds": np.stack([ex.ds for ex in examples]),  # (M, F, T) uint8
-    }
-
-
 def write_shard(path: str | Path, examples: Sequence[Example], provenance: dict) -> None:
-    """Write examples (same dataset, split and N) to one HDF5 shard, atomically.
+    """Write rendered examples (same dataset, split and N) to one HDF5 shard, atomically (the module table).
 
     Raises:
         ValueError: empty list, or examples of different datasets / splits / source counts.
@@ -105,22 +94,13 @@ def write_shard(path: str | Path, examples: Sequence[Example], provenance: dict)
         s = ex.spec
         if (s.dataset, s.split, s.num_speakers) != (first.dataset, first.split, first.num_speakers):
             raise ValueError(f"shard {path} mixes {s.mixture_id} with {first.mixture_id}")
-    with atomic_path(path) as tmp:
-        # No chunk cache: each chunk is compressed and placed in the file inside its own write call. With a
-        # cache, chunks are placed when their dataset object is closed, i.e. when Python frees it, which in a
-        # Dask worker thread can come late and reorder the file (same data, different bytes).
-        with h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
-            for name, data in _stored_arrays(examples).items():
-                h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], track_times=False, **COMPRESSION)
-            h5.create_dataset("spec", data=[ex.spec.to_json() for ex in examples], dtype=h5py.string_dtype(),
-                              track_times=False)  # no timestamps: the same specs give byte-identical files
-            h5.attrs.update({
-                "schema_version": SCHEMA_VERSION, "dataset": first.dataset, "split": first.split,
-                "num_speakers": first.num_speakers, "sample_rate": first.sample_rate,
-                "n_fft": features.N_FFT, "hop": features.HOP, "compression": COMPRESSION_NAME,
-                "specs_sha256": specs_hash(ex.spec for ex in examples),
-                "provenance": json.dumps(provenance, sort_keys=True),
-            })
+    arrays = {"sources": np.stack([ex.sources for ex in examples]).astype(np.float16),  # (M, N, S)
+              "mic2": np.stack([ex.mixture[1] for ex in examples]).astype(np.float16),  # (M, S)
+              "magnitude": round_mantissa(np.stack([ex.magnitude for ex in examples])),  # (M, F, T)
+              "npd": round_mantissa(np.stack([ex.npd for ex in examples])),  # (M, F, T)
+              "bpd": np.stack([ex.bpd for ex in examples]),  # (M, F, T) uint8
+              "ds": np.stack([ex.ds for ex in examples])}  # (M, F, T) uint8
+    _write_file(path, arrays, [ex.spec for ex in examples], provenance)
 
 
 RECORDING_FIELDS = ("mic1", "mic2", "magnitude", "npd", "bpd")  # what a shard of recordings holds
@@ -142,25 +122,37 @@ def write_recording_shard(path: str | Path, windows: Sequence[dict], provenance:
     first = windows[0]["spec"]
     if any(w["spec"].num_speakers != first.num_speakers for w in windows):
         raise ValueError(f"shard {path} mixes windows of different speaker counts")
-    arrays = {"mic1": np.stack([w["mic1"] for w in windows]).astype(np.float16),
-              "mic2": np.stack([w["mic2"] for w in windows]).astype(np.float16),
-              "magnitude": round_mantissa(np.stack([w["magnitude"] for w in windows])),
-              "npd": round_mantissa(np.stack([w["npd"] for w in windows])),
-              "bpd": np.stack([w["bpd"] for w in windows]).astype(np.uint8)}
+    arrays = {"mic1": np.stack([w["mic1"] for w in windows]).astype(np.float16),  # (M, S)
+              "mic2": np.stack([w["mic2"] for w in windows]).astype(np.float16),  # (M, S)
+              "magnitude": round_mantissa(np.stack([w["magnitude"] for w in windows])),  # (M, F, T)
+              "npd": round_mantissa(np.stack([w["npd"] for w in windows])),  # (M, F, T)
+              "bpd": np.stack([w["bpd"] for w in windows]).astype(np.uint8)}  # (M, F, T)
+    _write_file(path, arrays, [w["spec"] for w in windows], provenance, absent_fields=RECORDING_ABSENT)
+
+
+def _write_file(path: str | Path, arrays: dict[str, np.ndarray], specs: Sequence[MixtureSpec], provenance: dict,
+                absent_fields: Sequence[str] = ()) -> None:
+    """The one HDF5 writer of shards: ``arrays`` (M, ...) in their order, then the M specs and the file attributes
+    (``absent_fields`` only when some are absent), under a temporary name renamed when complete."""
+    first = specs[0]
+    attrs = {
+        "schema_version": SCHEMA_VERSION, "dataset": first.dataset, "split": first.split,
+        "num_speakers": first.num_speakers, "sample_rate": first.sample_rate,
+        "n_fft": features.N_FFT, "hop": features.HOP, "compression": COMPRESSION_NAME,
+        "specs_sha256": specs_hash(specs), "provenance": json.dumps(provenance, sort_keys=True),
+    }
+    if absent_fields:
+        attrs["absent_fields"] = json.dumps(list(absent_fields))
     with atomic_path(path) as tmp:
+        # No chunk cache: each chunk is compressed and placed in the file inside its own write call. With a
+        # cache, chunks are placed when their dataset object is closed, i.e. when Python frees it, which in a
+        # Dask worker thread can come late and reorder the file (same data, different bytes).
         with h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
             for name, data in arrays.items():
                 h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], track_times=False, **COMPRESSION)
-            h5.create_dataset("spec", data=[w["spec"].to_json() for w in windows], dtype=h5py.string_dtype(),
-                              track_times=False)
-            h5.attrs.update({
-                "schema_version": SCHEMA_VERSION, "dataset": first.dataset, "split": first.split,
-                "num_speakers": first.num_speakers, "sample_rate": first.sample_rate,
-                "n_fft": features.N_FFT, "hop": features.HOP, "compression": COMPRESSION_NAME,
-                "specs_sha256": specs_hash(w["spec"] for w in windows),
-                "provenance": json.dumps(provenance, sort_keys=True),
-                "absent_fields": json.dumps(list(RECORDING_ABSENT)),
-            })
+            h5.create_dataset("spec", data=[spec.to_json() for spec in specs], dtype=h5py.string_dtype(),
+                              track_times=False)  # no timestamps: the same specs give byte-identical files
+            h5.attrs.update(attrs)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -170,6 +162,65 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+INDEX_FILE = "index.json"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One shard of a dataset folder as ``index.json`` lists it: its file name (``<split>-NNNNN.h5``), split, number
+    of mixtures M, the index in its split of its first mixture, its size (bytes) and the SHA-256 (hex) of its bytes."""
+
+    file: str
+    split: str
+    num_mixtures: int
+    first_index: int
+    bytes: int
+    sha256: str
+
+    @classmethod
+    def of_file(cls, path: str | Path, split: str, num_mixtures: int, first_index: int) -> "ShardInfo":
+        """The entry of a shard just written (its size and checksum read from the file)."""
+        path = Path(path)
+        return cls(path.name, split, num_mixtures, first_index, path.stat().st_size, file_sha256(path))
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """A dataset folder's ``index.json``: the dataset's name (``fm2``, ``rec2``), how its shards were made (render or
+    ingest settings, package versions, command), the shards and their schema version."""
+
+    dataset: str
+    provenance: dict
+    shards: tuple[ShardInfo, ...]
+    schema_version: int = SCHEMA_VERSION
+
+
+def write_index(dataset_dir: str | Path, index: DatasetIndex) -> None:
+    """Write ``dataset_dir/index.json`` atomically, its shards sorted by file name."""
+    entries = [asdict(s) for s in sorted(index.shards, key=lambda s: s.file)]
+    write_text_atomic(Path(dataset_dir) / INDEX_FILE, json.dumps(
+        {"schema_version": index.schema_version, "dataset": index.dataset, "provenance": index.provenance,
+         "shards": entries}, indent=1))
+
+
+def read_index(dataset_dir: str | Path) -> DatasetIndex:
+    """Read ``dataset_dir/index.json`` (as :func:`write_index` writes it).
+
+    Raises:
+        FileNotFoundError: no index in the folder. ValueError: a file that is not a dataset index (names it).
+    """
+    path = Path(dataset_dir) / INDEX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {dataset_dir} a dataset folder written by `dcgen render`?")
+    try:
+        d = json.loads(path.read_text())
+        return DatasetIndex(d["dataset"], d["provenance"], tuple(ShardInfo(**e) for e in d["shards"]),
+                            int(d["schema_version"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a dataset index ({type(exc).__name__}: {exc}); delete it and re-run the "
+                         f"command that wrote the dataset") from exc
 
 
 def shard_matches(path: str | Path, specs: Sequence[MixtureSpec]) -> bool:

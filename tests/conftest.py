@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import build, corpus, planner, specs
+from spatialdc.pipeline.layouts.librispeech import read_librispeech_speakers, scan_librispeech
+from spatialdc.pipeline.manifest import GENDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "corpora" / "librispeech-clips"
@@ -17,10 +19,10 @@ BUNDLED = ROOT / "corpora" / "librispeech-clips"
 def small_corpus(tmp_path_factory) -> Path:
     """8 female + 8 male speakers (the first by id with >= 6 s of audio) copied from the bundled corpus."""
     out = tmp_path_factory.mktemp("corpus")
-    genders = corpus.read_librispeech_speakers(BUNDLED / "SPEAKERS.TXT")
-    utts = corpus.scan_librispeech(BUNDLED)
+    genders = read_librispeech_speakers(BUNDLED / "SPEAKERS.TXT")
+    utts = scan_librispeech(BUNDLED)
     picked = []
-    for g in corpus.GENDERS:
+    for g in GENDERS:
         picked += [u for u in utts if u.gender == g and u.duration_s >= 6][:8]
     for u in picked:
         shutil.copy(BUNDLED / u.path, out / u.path)
@@ -31,13 +33,13 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_manifest(small_corpus) -> list:
-    return corpus.assign_splits(corpus.scan_librispeech(small_corpus), seed=0)
+    return corpus.assign_splits(scan_librispeech(small_corpus), seed=0)
 
 
 @pytest.fixture(scope="session")
 def small_specs(small_corpus, small_manifest) -> dict:
     """fm2 specs: 8 train, 4 valid, 4 test mixtures."""
-    return build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "fm", 2,
+    return planner.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "fm", 2,
                               {"train": 8, "valid": 4, "test": 4})
 
 

@@ -11,7 +11,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import corpus, planner, specs
+from spatialdc.pipeline.layouts import detect_layout
+from spatialdc.pipeline.manifest import GENDERS, SPLITS, load_audio
 from spatialdc.pipeline.cli import main as dcgen
 from spatialdc.pipeline.render import render_mixture, speed_perturbed_segment
 
@@ -19,7 +21,7 @@ from spatialdc.pipeline.render import render_mixture, speed_perturbed_segment
 def make_kaldi(small_corpus, small_manifest, root: Path, segments: bool = False) -> Path:
     """speechocean762's shape: WAVE/<speaker>/<utt>.WAV (upper case), train/ and test/ data directories with
     tab-separated, root-relative wav.scp, utt2spk, spk2gender and spk2age (half the speakers children)."""
-    by_gender = {g: [u for u in small_manifest if u.gender == g] for g in corpus.GENDERS}
+    by_gender = {g: [u for u in small_manifest if u.gender == g] for g in GENDERS}
     for g, utts in by_gender.items():
         for k, u in enumerate(utts):
             split = "test" if k >= 5 else "train"
@@ -51,14 +53,14 @@ def make_kaldi(small_corpus, small_manifest, root: Path, segments: bool = False)
 
 def test_kaldi_layout_like_speechocean762(small_corpus, small_manifest, tmp_path):
     root = make_kaldi(small_corpus, small_manifest, tmp_path / "so")
-    assert corpus.detect_layout(root) == "kaldi"  # not TIMIT, although it has train/ and test/
+    assert detect_layout(root) == "kaldi"  # not TIMIT, although it has train/ and test/
     utts = corpus.scan_corpus(root, seed=0)
     assert {u.layout for u in utts} == {"kaldi"} and len(utts) == 16
     assert all(u.path.startswith("WAVE/") and u.path.endswith(".WAV") for u in utts)  # relative to the root
-    by_split = {s: {u.speaker for u in utts if u.split == s} for s in corpus.SPLITS}
+    by_split = {s: {u.speaker for u in utts if u.split == s} for s in SPLITS}
     assert len(by_split["test"]) == 6 and len(by_split["valid"]) == 2 and len(by_split["train"]) == 8
     assert {u.age for u in utts} == {9, 30}
-    x = corpus.load_audio(utts[0], root, 16000)
+    x = load_audio(utts[0], root, 16000)
     assert x.shape == (utts[0].num_samples,)
 
 
@@ -68,10 +70,10 @@ def test_kaldi_segments_are_utterances_inside_recordings(small_corpus, small_man
     a, b = utts["SF000001-a"], utts["SF000001-b"]
     assert a.start_sample == 0 and b.start_sample == a.num_samples and a.path == b.path
     whole, _ = sf.read(root / a.path)
-    assert np.allclose(np.concatenate([corpus.load_audio(a, root, 16000), corpus.load_audio(b, root, 16000)]),
+    assert np.allclose(np.concatenate([load_audio(a, root, 16000), load_audio(b, root, 16000)]),
                        whole, atol=1e-4)
     # a planned segment starts inside its utterance; the spec's offset counts from the start of the file
-    spec = build.plan_dataset(list(utts.values()), root, specs.RenderConfig(), 0, "fm", 2, {"test": 1})["test"][0]
+    spec = planner.plan_dataset(list(utts.values()), root, specs.RenderConfig(), 0, "fm", 2, {"test": 1})["test"][0]
     for uid, off in zip(spec.utterance_ids, spec.offsets):
         u = utts[uid]
         assert u.start_sample <= off <= u.start_sample + u.num_samples - spec.num_samples
@@ -107,13 +109,13 @@ def _lhotse_dir(small_corpus, small_manifest, root: Path, with_gender: bool = Tr
 
 def test_lhotse_manifests_become_a_manifest(small_corpus, small_manifest, tmp_path):
     root = _lhotse_dir(small_corpus, small_manifest, tmp_path / "lh")
-    assert corpus.detect_layout(root) == "lhotse"
+    assert detect_layout(root) == "lhotse"
     utts = corpus.scan_corpus(root, seed=0)
     assert {u.layout for u in utts} == {"lhotse"} and len(utts) == len(small_manifest)
     assert {u.start_sample for u in utts} == {8000}  # supervisions start 0.5 s into their recordings
     assert sorted((u.speaker, u.gender) for u in utts) == sorted((u.speaker, u.gender) for u in small_manifest)
     u = utts[0]
-    assert np.allclose(corpus.load_audio(u, root, 16000), sf.read(root / u.path)[0][8000:], atol=1e-6)
+    assert np.allclose(load_audio(u, root, 16000), sf.read(root / u.path)[0][8000:], atol=1e-6)
 
 
 def test_lhotse_without_genders_is_refused(small_corpus, small_manifest, tmp_path):
@@ -138,7 +140,7 @@ def test_a_union_keeps_speakers_disjoint_across_splits_and_records_corpora(small
     own = {u.speaker: u.split for u in utts_a}
     assert all(own[u.speaker.split("/", 1)[1]] == u.split for u in union if u.corpus == small_corpus.name)
     roots = {small_corpus.name: small_corpus, "so762": kaldi}
-    spec = build.plan_dataset(union, roots, specs.RenderConfig(), 0, "fm", 2, {"train": 3})["train"]
+    spec = planner.plan_dataset(union, roots, specs.RenderConfig(), 0, "fm", 2, {"train": 3})["train"]
     assert all(len(s.corpora) == 2 for s in spec) and all(set(s.corpora) <= set(roots) for s in spec)
     ex = render_mixture(spec[0], roots)
     assert ex.mixture.shape == (2, 32000)
@@ -150,15 +152,15 @@ def test_the_same_corpus_twice_and_the_age_filter(small_corpus, small_manifest, 
     monkeypatch.chdir(tmp_path)  # manifests go to ./data_manifests/corpora
     kaldi = make_kaldi(small_corpus, small_manifest, tmp_path / "so762")
     with pytest.raises(ValueError, match="the same corpus is given twice"):
-        build.open_corpora([kaldi, kaldi], None, 0)
-    all_ages = build.open_corpora([small_corpus, kaldi], None, 0)
-    adults = build.open_corpora([small_corpus, kaldi], None, 0, min_age=16)
+        corpus.open_corpora([kaldi, kaldi], None, 0)
+    all_ages = corpus.open_corpora([small_corpus, kaldi], None, 0)
+    adults = corpus.open_corpora([small_corpus, kaldi], None, 0, min_age=16)
     kids = {u.speaker for u in all_ages.utterances if 0 <= u.age < 16}
     assert kids and not kids & {u.speaker for u in adults.utterances}
     assert {u.speaker for u in all_ages.utterances if u.corpus == small_corpus.name} == \
         {u.speaker for u in adults.utterances if u.corpus == small_corpus.name}  # unknown ages are kept
     with pytest.raises(ValueError, match="no speaker of .* has a known age"):
-        build.open_corpora([small_corpus], None, 0, min_age=16)
+        corpus.open_corpora([small_corpus], None, 0, min_age=16)
     r = CliRunner().invoke(dcgen, ["render", "--corpus", str(kaldi), "--corpus", str(kaldi), "--dry-run"])
     assert r.exit_code != 0 and "given twice" in r.output
 

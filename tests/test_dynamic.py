@@ -7,7 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from spatialdc.pipeline import corpus, labels, specs
+from spatialdc.pipeline import label_weights, labels, specs
+from spatialdc.pipeline.manifest import write_manifest
 from spatialdc.pipeline.cli import main as dcgen
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import load_checkpoint
@@ -22,7 +23,7 @@ def template_data(small_corpus, small_manifest, tmp_path, monkeypatch):
     """A tiny fm2 set rendered by dcgen (its shards carry the provenance dynamic mixing reads), run from a folder
     whose data_manifests/corpora/ holds the small corpus's manifest."""
     monkeypatch.chdir(tmp_path)
-    corpus.write_manifest(tmp_path / "data_manifests" / "corpora" / f"{small_corpus.name}.csv", small_manifest)
+    write_manifest(tmp_path / "data_manifests" / "corpora" / f"{small_corpus.name}.csv", small_manifest)
     r = CliRunner().invoke(dcgen, ["render", "--corpus", str(small_corpus), "--speakers", "2", "--gender", "fm",
                                    "--num-mixtures", "8,4,4", "--workers", "0", "--quiet", "--out", "data"])
     assert r.exit_code == 0, r.output
@@ -76,7 +77,7 @@ def test_confidence_weights_lie_in_0_1_and_are_near_1_for_well_separated_cluster
     for spread, expect in ((0.005, 0.99), (0.15, None)):
         npd = np.where(truth == 0, -0.2, 0.2) + spread * rng.normal(size=(f, t))  # samples; max delay 0.29
         bpd = labels.bpd_labels(npd, active, 2, 0.29, np.random.default_rng(1))
-        conf = labels.bpd_confidence(npd, bpd, active, 2, 0.29)
+        conf = label_weights.bpd_confidence(npd, bpd, active, 2, 0.29)
         assert conf.dtype == np.float32 and conf.shape == (f, t)
         assert conf.min() >= 0 and conf.max() <= 1
         if expect:

@@ -4,13 +4,14 @@ import numpy as np
 
 from spatialdc.eval.evaluate import evaluate
 from spatialdc.eval.report import summarize
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import build, planner, specs
+from spatialdc.pipeline.manifest import read_manifest
 from tests.conftest import BUNDLED, ROOT
 
 
 def test_oracle_masks_separate_real_test_mixtures(tmp_path):
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
-    by_split = build.plan_dataset(utts, BUNDLED, specs.RenderConfig(), 0, "fm", 2, {"test": 8})
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    by_split = planner.plan_dataset(utts, BUNDLED, specs.RenderConfig(), 0, "fm", 2, {"test": 8})
     build.render_dataset(by_split, BUNDLED, tmp_path, shard_size=4, workers=0, progress=False)
     rows = evaluate([str(tmp_path / "fm2" / "test-*.h5")], None, workers=0, progress=False)
     means = {e["method"]: e["sdri_mean"] for e in summarize(rows)}

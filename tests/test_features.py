@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from spatialdc.pipeline import acoustics, features, labels
+from spatialdc.pipeline import acoustics, features, label_quality, labels
 
 
 def test_stft_shapes_follow_the_documented_framing():
@@ -69,8 +69,8 @@ def test_ds_labels_pick_the_loudest_source():
 
 def test_permutation_accuracy_ignores_label_names():
     a = np.array([0, 0, 1, 1, 2])
-    assert labels.permutation_accuracy((a + 1) % 3, a, 3) == 1.0
-    assert labels.permutation_accuracy(np.zeros(5, int), a, 3) == pytest.approx(0.4)
+    assert label_quality.permutation_accuracy((a + 1) % 3, a, 3) == 1.0
+    assert label_quality.permutation_accuracy(np.zeros(5, int), a, 3) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("k,seed", [(2, 0), (3, 1), (4, 2)])
@@ -113,15 +113,15 @@ def test_contingency_nmi_equals_scikit_learn_and_accuracy_counts_bins():
         ref = rng.integers(0, n, (40, 30))
         lab = np.where(rng.random((40, 30)) < 0.8, (ref + 1) % n, rng.integers(0, n, (40, 30)))
         mask = rng.random((40, 30)) < 0.7
-        counts = labels.contingency(lab, ref, n, mask)
+        counts = label_quality.contingency(lab, ref, n, mask)
         assert counts.sum() == mask.sum()
-        assert labels.nmi_from_contingency(counts) == pytest.approx(
+        assert label_quality.nmi_from_contingency(counts) == pytest.approx(
             normalized_mutual_info_score(ref[mask], lab[mask]), abs=1e-12)
-        assert labels.accuracy_from_contingency(counts) == pytest.approx(
+        assert label_quality.accuracy_from_contingency(counts) == pytest.approx(
             max(np.mean(perm[lab[mask]] == ref[mask]) for perm in map(np.array, itertools.permutations(range(n)))))
-    assert labels.nmi_from_contingency(labels.contingency(np.zeros(5, int), np.zeros(5, int), 2)) == 1.0
+    assert label_quality.nmi_from_contingency(label_quality.contingency(np.zeros(5, int), np.zeros(5, int), 2)) == 1.0
     with pytest.raises(ValueError, match="0..1"):
-        labels.contingency(np.array([0, 2]), np.array([0, 1]), 2)
+        label_quality.contingency(np.array([0, 2]), np.array([0, 1]), 2)
 
 
 def test_single_threaded_holds_torch_and_blas_to_one_thread_and_restores_them():

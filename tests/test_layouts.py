@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from spatialdc.pipeline import build, corpus, shards, specs
+from spatialdc.pipeline import corpus, planner, shards, specs
+from spatialdc.pipeline.layouts import detect_layout
+from spatialdc.pipeline.manifest import GENDERS, SPLITS, read_manifest
 from spatialdc.pipeline.cli import main
 
 
@@ -18,7 +20,7 @@ from spatialdc.pipeline.cli import main
 def timit_dir(small_corpus, small_manifest, tmp_path_factory) -> Path:
     """TRAIN: 5 F + 5 M speakers as NIST SPHERE, upper-case names; test: 3 F + 3 M as RIFF, lower-case names."""
     root = tmp_path_factory.mktemp("timit")
-    for g in corpus.GENDERS:
+    for g in GENDERS:
         utts = [u for u in small_manifest if u.gender == g][:8]
         for k, u in enumerate(utts):
             x, sr = sf.read(small_corpus / u.path)
@@ -36,10 +38,10 @@ def timit_dir(small_corpus, small_manifest, tmp_path_factory) -> Path:
 
 
 def test_timit_layout_is_detected_and_keeps_timit_speaker_split(timit_dir):
-    assert corpus.detect_layout(timit_dir) == "timit"
+    assert detect_layout(timit_dir) == "timit"
     utts = corpus.scan_corpus(timit_dir, seed=0)
     assert len(utts) == 16 and {u.layout for u in utts} == {"timit"}
-    by_split = {s: {u.speaker for u in utts if u.split == s} for s in corpus.SPLITS}
+    by_split = {s: {u.speaker for u in utts if u.split == s} for s in SPLITS}
     assert len(by_split["test"]) == 6 and all(s.startswith(("F", "M")) for s in by_split["test"])
     assert len(by_split["valid"]) == 2 and len(by_split["train"]) == 8  # one per gender moved from TRAIN to valid
     assert not by_split["valid"] & by_split["train"]
@@ -53,7 +55,7 @@ def test_timit_layout_renders_through_the_cli(timit_dir, tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["manifest", str(timit_dir), "--out", str(manifest)])
     assert res.exit_code == 0, res.output
-    assert "timit layout" in res.output and corpus.read_manifest(manifest)[0].layout == "timit"
+    assert "timit layout" in res.output and read_manifest(manifest)[0].layout == "timit"
     res = runner.invoke(main, ["render", "--corpus", str(timit_dir), "--manifest", str(manifest), "--speakers", "2",
                                "--gender", "fm", "--num-mixtures", "2,1,2", "--workers", "0", "--quiet",
                                "--out", str(tmp_path / "data")])
@@ -74,11 +76,11 @@ def test_csv_layout_and_its_errors(small_corpus, small_manifest, tmp_path):
         shutil.copy(small_corpus / u.path, root / "audio" / u.path)
         rows.append(f"audio/{u.path},{u.speaker},{'female' if u.gender == 'f' else 'M'}")
     (root / "list.csv").write_text("\n".join(rows) + "\n")
-    assert corpus.detect_layout(root) == "csv"
+    assert detect_layout(root) == "csv"
     utts = corpus.scan_corpus(root, seed=0)
     assert {u.layout for u in utts} == {"csv"} and len(utts) == len(small_manifest)
     assert sorted((u.speaker, u.gender) for u in utts) == sorted((u.speaker, u.gender) for u in small_manifest)
-    specs_by_split = build.plan_dataset(utts, root, specs.RenderConfig(), 0, "fm", 2, {"test": 1})
+    specs_by_split = planner.plan_dataset(utts, root, specs.RenderConfig(), 0, "fm", 2, {"test": 1})
     assert specs_by_split["test"][0].paths[0].startswith("audio/")
 
     (root / "list.csv").write_text("path,speaker,gender\naudio/nothing.flac,1,f\n")
@@ -92,4 +94,4 @@ def test_csv_layout_and_its_errors(small_corpus, small_manifest, tmp_path):
 def test_unknown_layout_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="SPEAKERS.TXT.*TRAIN/"):
-        corpus.detect_layout(tmp_path / "empty")
+        detect_layout(tmp_path / "empty")

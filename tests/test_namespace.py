@@ -34,9 +34,3 @@ def test_no_source_file_uses_the_old_top_level_imports():
             for match in OLD_IMPORT.finditer(path.read_text()):
                 offenders.append(f"{path.relative_to(ROOT)}: {match.group(0).strip()}")
     assert not offenders, offenders
-
-
-def test_pipeline_imports_neither_trainer_nor_eval():
-    pattern = re.compile(r"^\s*(from|import)\s+spatialdc\.(trainer|eval)\b", re.MULTILINE)
-    hits = [str(p.relative_to(ROOT)) for p in (ROOT / "pipeline").rglob("*.py") if pattern.search(p.read_text())]
-    assert not hits, f"pipeline must not import trainer or eval: {hits}"

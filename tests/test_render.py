@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spatialdc.pipeline import build, features, render, shards, specs
+from spatialdc.pipeline import build, features, label_quality, planner, render, shards, specs
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 
@@ -18,9 +18,9 @@ def test_specs_respect_the_paper_constraints(small_specs, small_manifest):
 
 
 def test_planning_is_a_pure_function_of_the_key(small_corpus, small_manifest, small_specs):
-    again = build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "fm", 2, {"test": 4})
+    again = planner.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "fm", 2, {"test": 4})
     assert [s.to_json() for s in again["test"]] == [s.to_json() for s in small_specs["test"]]
-    other = build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 1, "fm", 2, {"test": 4})
+    other = planner.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 1, "fm", 2, {"test": 4})
     assert [s.to_json() for s in other["test"]] != [s.to_json() for s in small_specs["test"]]
 
 
@@ -43,7 +43,7 @@ def test_rendered_example_is_consistent(small_corpus, small_specs):
     assert ex.magnitude.shape == ex.npd.shape == ex.bpd.shape == ex.ds.shape == (257, 251)
     assert set(np.unique(ex.ds)) <= {0, 1} and set(np.unique(ex.bpd)) <= {0, 1}
     active = features.active_bins(ex.magnitude)
-    assert build.label_agreement(ex)[0] > 0.8  # BPD recovers DS on most non-silent bins
+    assert label_quality.label_agreement(ex)[0] > 0.8  # BPD recovers DS on most non-silent bins
     assert np.abs(ex.npd[1:][active[1:]]).max() <= np.pi / features.omega()[1]
 
 
@@ -114,20 +114,20 @@ def test_rerun_skips_complete_shards(small_corpus, small_specs, tmp_path):
 
 def test_impossible_requests_fail_with_the_numbers(small_corpus, small_manifest):
     with pytest.raises(ValueError, match="usable speakers of gender 'f'"):
-        build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "f", 3, {"test": 2})
+        planner.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(), 0, "f", 3, {"test": 2})
     with pytest.raises(ValueError, match="phase difference wraps at all but"):
-        build.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(mic_spacing_m=1.0), 0, "fm", 2,
+        planner.plan_dataset(small_manifest, small_corpus, specs.RenderConfig(mic_spacing_m=1.0), 0, "fm", 2,
                            {"test": 2})
     with pytest.raises(ValueError, match="pairwise"):
-        specs.draw_angles(np.random.default_rng(0), 20, 10.0)
+        planner.draw_angles(np.random.default_rng(0), 20, 10.0)
 
 
 def test_num_mixtures_parsing():
-    assert build.parse_sizes("600,100,200", ("train", "valid", "test")) == {"train": 600, "valid": 100, "test": 200}
-    assert build.parse_sizes("60", ("train", "valid", "test")) == {"train": 60, "valid": 10, "test": 20}
-    assert build.parse_sizes("7", ("test",)) == {"test": 7}
+    assert planner.parse_sizes("600,100,200", ("train", "valid", "test")) == {"train": 600, "valid": 100, "test": 200}
+    assert planner.parse_sizes("60", ("train", "valid", "test")) == {"train": 60, "valid": 10, "test": 20}
+    assert planner.parse_sizes("7", ("test",)) == {"test": 7}
     with pytest.raises(ValueError, match="TRAIN,VALID,TEST"):
-        build.parse_sizes("lots", ("test",))
+        planner.parse_sizes("lots", ("test",))
 
 
 def test_verify_catches_a_truncated_and_a_tampered_shard(small_corpus, small_specs, tmp_path):

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from spatialdc.pipeline import acoustics, build, specs
+from spatialdc.pipeline import acoustics, planner, specs
 from spatialdc.pipeline.render import render_mixture
 
 
@@ -33,7 +33,7 @@ def test_rir_peak_sits_at_the_direct_path_plus_the_filter_offset():
 
 def test_reverberant_render_is_deterministic_and_references_sum_to_mic_1(small_manifest, small_corpus):
     config = dataclasses.replace(specs.RenderConfig(), room="reverberant")
-    spec = build.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
+    spec = planner.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
     assert spec.room == "reverberant" and set(spec.room_params) == {"size_m", "rt60_s", "mics_m", "sources_m"}
     assert specs.MixtureSpec.from_json(spec.to_json()) == spec
     a, b = render_mixture(spec, small_corpus), render_mixture(spec, small_corpus)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from spatialdc.pipeline import build, features, labels, specs
+from spatialdc.pipeline import features, label_quality, label_weights, labels, planner, specs
 from spatialdc.pipeline.render import render_mixture
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards
@@ -19,11 +19,11 @@ from spatialdc.trainer.data import input_stats
 @pytest.mark.parametrize("spacing_m", [0.01, 0.03, 0.05])
 def test_wrapped_phase_labels_recover_two_sources_at_known_angles(small_corpus, small_manifest, spacing_m):
     config = specs.RenderConfig(mic_spacing_m=spacing_m)
-    spec = build.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
+    spec = planner.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
     spec = dataclasses.replace(spec, angles_deg=(40.0, 125.0), gains=(0.5, 0.5))
     ex = render_mixture(spec, small_corpus)
     active = features.active_bins(ex.magnitude)
-    acc = labels.accuracy_from_contingency(labels.contingency(ex.bpd, ex.ds, 2, active))
+    acc = label_quality.accuracy_from_contingency(label_quality.contingency(ex.bpd, ex.ds, 2, active))
     assert acc > 0.9, acc
     max_delay = config.max_delay_samples
     rng = rng_for(spec.seed, spec.dataset, spec.split, spec.index, "bpd")
@@ -39,10 +39,10 @@ def test_wrapped_phase_labels_recover_two_sources_at_known_angles(small_corpus, 
 
 def test_confidence_of_wrapped_phase_labels_is_high_where_they_are_right(small_corpus, small_manifest):
     config = specs.RenderConfig(mic_spacing_m=0.05)
-    spec = build.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
+    spec = planner.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 1})["test"][0]
     ex = render_mixture(dataclasses.replace(spec, angles_deg=(40.0, 125.0)), small_corpus)
     active = features.active_bins(ex.magnitude)
-    conf = labels.bpd_confidence(ex.npd, ex.bpd, active, 2, config.max_delay_samples)
+    conf = label_weights.bpd_confidence(ex.npd, ex.bpd, active, 2, config.max_delay_samples)
     assert 0 <= conf.min() and conf.max() <= 1
     ds = ex.ds if (ex.bpd == ex.ds)[active].mean() > 0.5 else 1 - ex.ds  # clusters are ordered by delay, not source
     right = active & (ex.bpd == ds)
@@ -69,12 +69,12 @@ def test_room_ranges_change_the_draws_bounds_not_their_number():
 def test_onset_bins_mark_where_power_rises_over_the_frames_before():
     mag = np.full((4, 40), 0.1, np.float32)
     mag[1, 20:] = 1.0  # a tone starts at frame 20 and holds
-    on = labels.onset_bins(mag, frames=8)
+    on = label_weights.onset_bins(mag, frames=8)
     assert on[1, 20] and not on[1, 30] and not on[1, :20].any()  # onset, held tone, silence before
     assert not on[[0, 2, 3]].any()  # steady rows
-    assert not labels.onset_bins(mag, frames=8, rise_db=30.0)[1, 20]  # a 20 dB rise is not a 30 dB one
+    assert not label_weights.onset_bins(mag, frames=8, rise_db=30.0)[1, 20]  # a 20 dB rise is not a 30 dB one
     with pytest.raises(ValueError, match="frames"):
-        labels.onset_bins(mag, frames=0)
+        label_weights.onset_bins(mag, frames=0)
 
 
 def test_direct_path_bins_keep_the_most_confident_onsets_up_to_the_share():
@@ -82,26 +82,27 @@ def test_direct_path_bins_keep_the_most_confident_onsets_up_to_the_share():
     mag = rng.random((64, 120)).astype(np.float32) + 0.01
     conf = rng.random((64, 120)).astype(np.float32)
     active = rng.random((64, 120)) > 0.2
-    onsets = active & labels.onset_bins(mag)
-    keep = labels.direct_path_bins(mag, conf, active, share=0.2)
+    onsets = active & label_weights.onset_bins(mag)
+    keep = label_weights.direct_path_bins(mag, conf, active, share=0.2)
     assert not (keep & ~onsets).any() and keep.sum() == round(0.2 * active.sum()) < onsets.sum()
     assert conf[keep].min() >= conf[onsets & ~keep].max()  # the most confident of the onsets
-    assert np.array_equal(labels.direct_path_bins(mag, conf, active, share=1.0), onsets)  # fewer onsets than share
+    # fewer onsets than the share: all of them are kept
+    assert np.array_equal(label_weights.direct_path_bins(mag, conf, active, share=1.0), onsets)
     with pytest.raises(ValueError, match="share"):
-        labels.direct_path_bins(mag, conf, active, share=0.0)
+        label_weights.direct_path_bins(mag, conf, active, share=0.0)
 
 
 def test_direct_path_bins_of_mild_rooms_agree_with_ds_more_than_all_bins(small_corpus, small_manifest):
     config = specs.RenderConfig(room="reverberant", rt60_range_s=(0.2, 0.3), source_distance_range_m=(0.5, 1.0))
     accuracy = {"all": [], "kept": []}
-    for spec in build.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 3})["test"]:
+    for spec in planner.plan_dataset(small_manifest, small_corpus, config, 0, "fm", 2, {"test": 3})["test"]:
         ex = render_mixture(spec, small_corpus)
         active = features.active_bins(ex.magnitude)
-        conf = labels.bpd_confidence(ex.npd, ex.bpd, active, 2, config.max_delay_samples)
-        keep = labels.direct_path_bins(ex.magnitude, conf, active, share=0.5)
+        conf = label_weights.bpd_confidence(ex.npd, ex.bpd, active, 2, config.max_delay_samples)
+        keep = label_weights.direct_path_bins(ex.magnitude, conf, active, share=0.5)
         assert keep.sum() <= 0.5 * active.sum() + 1 and not (keep & ~active).any()
         for name, mask in (("all", active), ("kept", keep)):
-            accuracy[name].append(labels.permutation_accuracy(ex.bpd, ex.ds, 2, mask))
+            accuracy[name].append(label_quality.permutation_accuracy(ex.bpd, ex.ds, 2, mask))
     assert np.mean(accuracy["kept"]) > np.mean(accuracy["all"]) + 0.03, accuracy
 
 

@@ -6,23 +6,24 @@ import gzip
 
 import pytest
 
-from spatialdc.pipeline import build, corpus, specs
+from spatialdc.pipeline import planner, specs
+from spatialdc.pipeline.manifest import read_manifest
 from tests.conftest import BUNDLED, ROOT
 
 SPEC_ROOT = ROOT / "data_manifests" / "datasets" / "librispeech-clips"
 
 
 def test_six_datasets_are_committed_at_paper_sizes():
-    for g, n in build.ALL_DATASETS:
-        for split, size in specs.PAPER_SIZES.items():
+    for g, n in specs.ALL_DATASETS:
+        for split, size in planner.PAPER_SIZES.items():
             path = SPEC_ROOT / specs.dataset_name(g, n) / f"{split}.jsonl.gz"
             with gzip.open(path, "rt") as fh:
                 assert sum(1 for _ in fh) == size, path
 
 
 def test_committed_fm2_test_specs_equal_a_fresh_plan():
-    utts = corpus.read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
-    fresh = build.plan_dataset(utts, BUNDLED, specs.RenderConfig(), 0, "fm", 2, {"test": 1800})["test"]
+    utts = read_manifest(ROOT / "data_manifests/corpora/librispeech-clips.csv")
+    fresh = planner.plan_dataset(utts, BUNDLED, specs.RenderConfig(), 0, "fm", 2, {"test": 1800})["test"]
     committed = specs.read_specs(SPEC_ROOT / "fm2" / "test.jsonl.gz")
     assert specs.specs_hash(fresh) == specs.specs_hash(committed)
     assert {s.split for s in committed} == {"test"} and all(set(s.genders) == {"f", "m"} for s in committed)

@@ -56,9 +56,9 @@ class TrainConfig:
         corpus: with ``dynamic_mixing``, the folders of the corpora the training shards were drawn from
             (default: the bundled corpus); their manifests are read from ``data_manifests/corpora/<name>.csv``.
         label_weights: ``"silence"`` (0 for silent bins, 1 elsewhere) or ``"confidence"`` (BPD targets: times the
-            confidence of each bin's label, :func:`spatialdc.pipeline.labels.bpd_confidence`) or ``"direct-path"``
-            (BPD targets, for reverberant rooms: 1 only on the bins of
-            :func:`spatialdc.pipeline.labels.direct_path_bins`, onsets with the most confident labels, at most
+            confidence of each bin's label, :func:`spatialdc.pipeline.label_weights.bpd_confidence`) or
+            ``"direct-path"`` (BPD targets, for reverberant rooms: 1 only on the bins of
+            :func:`spatialdc.pipeline.label_weights.direct_path_bins`, onsets with the most confident labels, at most
             ``keep_share`` of the non-silent bins; 0 elsewhere).
         keep_share: with ``"direct-path"``, the largest share of the non-silent bins trained on (0.5 for mild rooms,
             0.35 for harsher ones; RESULTS.md, the label ladder).

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spatialdc.pipeline import features, labels
+from spatialdc.pipeline.label_weights import bpd_confidence, direct_path_bins
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet
 
@@ -92,9 +93,10 @@ class DeepClusteringDataset(Dataset):
     ``rng_for(seed, "chunk", epoch, i)``, before the input is normalized. With ``freq_warp`` > 0 the chunk is then
     warped in frequency (:func:`warp_frequencies`) by a factor drawn uniformly from [1 - freq_warp, 1 + freq_warp]
     with ``rng_for(seed, "warp", epoch, i)``. With ``label_weights="confidence"`` (BPD targets) each bin's loss weight
-    is its silence weight times the confidence of its BPD label (:func:`spatialdc.pipeline.labels.bpd_confidence`,
-    on the whole mixture); with ``label_weights="direct-path"`` it is 1 only on the bins of
-    :func:`spatialdc.pipeline.labels.direct_path_bins` (at most ``keep_share`` of the non-silent bins), else 0.
+    is its silence weight times the confidence of its BPD label
+    (:func:`spatialdc.pipeline.label_weights.bpd_confidence`, on the whole mixture); with
+    ``label_weights="direct-path"`` it is 1 only on the bins of
+    :func:`spatialdc.pipeline.label_weights.direct_path_bins` (at most ``keep_share`` of the non-silent bins), else 0.
 
     Decoded shard rows are kept in memory, up to ``cache_bytes`` in all (about 0.32 MB per 2-speaker mixture for DS
     or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: with
@@ -146,7 +148,7 @@ class DeepClusteringDataset(Dataset):
         w = features.active_bins(mag, self.silence_db)  # (F, T), on the whole mixture
         if self.target == "rpd":
             spec = data["spec"]
-            max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
+            max_delay = spec.max_delay_samples
             if max_delay > 0.5:
                 raise ValueError(f"{spec.mixture_id}: the RPD target is the raw NPD, which wraps at a mic spacing of "
                                  f"{spec.mic_spacing_m} m (delays up to {max_delay:.2f} samples); train BPD or DS")
@@ -155,10 +157,9 @@ class DeepClusteringDataset(Dataset):
             y = data[self.target]  # (F, T) uint8
         if self.label_weights in ("confidence", "direct-path"):
             spec = data["spec"]
-            max_delay = spec.mic_spacing_m * spec.sample_rate / spec.sound_speed_m_s
-            conf = labels.bpd_confidence(data["npd"], y, w, spec.num_speakers, max_delay)  # (F, T) float32
+            conf = bpd_confidence(data["npd"], y, w, spec.num_speakers, spec.max_delay_samples)  # (F, T) float32
             w = (w * conf if self.label_weights == "confidence" else
-                 labels.direct_path_bins(mag, conf, w, self.keep_share).astype(np.float32))
+                 direct_path_bins(mag, conf, w, self.keep_share).astype(np.float32))
         t = mag.shape[-1]
         if 0 < self.chunk_frames < t:  # cut first: only the chunk is normalized and converted
             start = int(rng_for(self.seed, "chunk", self.epoch, i).integers(t - self.chunk_frames + 1))

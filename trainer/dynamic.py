@@ -3,7 +3,7 @@
 The training shards serve as the template: their render config, seed, dataset (genders, N) and corpora (from the
 shards' provenance and specs) say what to draw; every epoch draws as many new mixtures as the shards hold, from the
 same corpora's training speakers. Mixture ``i`` of epoch ``e`` is the spec that
-:meth:`~spatialdc.pipeline.specs.Planner.plan_one` draws from ``rng_for(seed, dataset, "train", "dynamic",
+:meth:`~spatialdc.pipeline.planner.Planner.plan_one` draws from ``rng_for(seed, dataset, "train", "dynamic",
 train_seed, index)`` with index = e x epoch size + i, rendered by :func:`~spatialdc.pipeline.render.render_mixture`
 (the render of ``dcgen render`` of that spec, only the training target computed), so a run is reproducible and
 resumes to the same weights, and any mixture it trained on can be rendered again with ``dcgen render --from-specs``
@@ -20,10 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
-from spatialdc.pipeline import build, corpus as corpus_mod, features
+from spatialdc.pipeline import features
+from spatialdc.pipeline.corpus import open_corpora
+from spatialdc.pipeline.planner import Planner
 from spatialdc.pipeline.render import render_mixture
 from spatialdc.pipeline.shards import ShardSet
-from spatialdc.pipeline.specs import MixtureSpec, Planner, RenderConfig, parse_dataset_name
+from spatialdc.pipeline.specs import MixtureSpec, RenderConfig, parse_dataset_name
 
 from .data import DeepClusteringDataset
 
@@ -127,9 +129,8 @@ class DynamicMixingDataset(DeepClusteringDataset):
         if k not in self._planners:
             t = self.templates[k]
             dirs = [d for name in t.corpora for d in self.corpus_dirs if d.name == name]  # the template's order
-            source = build.open_corpora(dirs, None, t.seed, t.min_age)
-            planner = Planner(source.utterances,
-                              lambda u: corpus_mod.load_audio(u, source.corpus, t.config.sample_rate), t.config, t.seed)
+            source = open_corpora(dirs, None, t.seed, t.min_age)
+            planner = Planner.of_corpus(source.utterances, source.corpus, t.config, t.seed)
             planner.check(t.gender, t.num_speakers, "train")
             self._planners[k] = (planner, source.corpus)
         return self._planners[k]

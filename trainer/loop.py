@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from spatialdc.pipeline.build import package_versions
+from spatialdc.pipeline.provenance import package_versions
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 from .checkpoint import inference_state, load_checkpoint, save_checkpoint
