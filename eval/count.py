@@ -83,12 +83,13 @@ def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndar
     import torch
 
     from spatialdc.trainer.data import network_input
+    from spatialdc.trainer.precision import dense_autocast
 
     from .separate import inference_dense_bf16
 
     x = network_input(magnitudes, stats)  # (B, T, F)
-    with torch.inference_mode():
-        v, h = model.embed_with_states(torch.from_numpy(x), dense_bf16=inference_dense_bf16())
+    with torch.inference_mode(), dense_autocast(model, inference_dense_bf16()):
+        v, h = model.embed_with_states(torch.from_numpy(x))
     return x, h.numpy(), v.transpose(1, 2).numpy()
 
 

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from spatialdc.pipeline import features
 from spatialdc.pipeline.features import apply_masks, binary_masks  # noqa: F401  (re-exported: eval's API)
 from spatialdc.trainer.data import network_input
-from spatialdc.trainer.precision import resolve
+from spatialdc.trainer.precision import dense_autocast, resolve
 
 
 def inference_dense_bf16() -> bool:
@@ -31,8 +31,8 @@ def embed(model: torch.nn.Module, stats: dict[str, np.ndarray], magnitudes: np.n
         (B, F, T, D) float32, unit-norm embeddings.
     """
     x = torch.from_numpy(network_input(magnitudes, stats))  # (B, T, F)
-    with torch.inference_mode():
-        return model(x, dense_bf16=inference_dense_bf16()).transpose(1, 2).numpy()  # (B, F, T, D)
+    with torch.inference_mode(), dense_autocast(model, inference_dense_bf16()):
+        return model(x).transpose(1, 2).numpy()  # (B, F, T, D)
 
 
 def cluster_labels(embeddings: np.ndarray, active: np.ndarray, num_sources: int, random_state: int) -> np.ndarray:

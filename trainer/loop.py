@@ -23,7 +23,7 @@ from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
 from .dynamic import DynamicMixingDataset, mixing_templates
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
-from .precision import REFERENCE, StepMode, resolve
+from .precision import REFERENCE, StepMode, dense_autocast, resolve
 from .model import build_model
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def batch_loss(model: torch.nn.Module, batch: dict, target: str, mode: StepMode 
     """Affinity loss of one batch. batch: x (B, T, F), y (B, T, F) int or (B, T, F, 1) float, w (B, T, F), n (B,).
     ``mode``: the reference step (autograd through normalization and loss) or the fast one (fused loss, bf16 dense
     layer where chosen), see :mod:`spatialdc.trainer.precision`."""
-    v = model(batch["x"], normalize=not mode.fused, dense_bf16=mode.dense_bf16)  # (B, T, F, D)
+    with dense_autocast(model, mode.dense_bf16):
+        v = model(batch["x"], normalize=not mode.fused)  # (B, T, F, D) float32
     b = v.shape[0]
     if target == "rpd":
         y = batch["y"].reshape(b, -1, 1)  # (B, L, 1)

@@ -28,20 +28,20 @@ class DeepClusteringNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(2 * hidden, num_freqs * embedding_dim)
 
-    def forward(self, x: torch.Tensor, normalize: bool = True, dense_bf16: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Embeddings (B, T, F, D) float32: unit-norm, or with ``normalize=False`` the dense layer's raw output
-        (the fused loss normalizes it itself). ``dense_bf16``: the dense layer's product in bfloat16 (CPU autocast;
-        only where the CPU has native bf16, see :mod:`spatialdc.trainer.precision`), its output back in float32."""
-        v, _ = self.embed_with_states(x, normalize, dense_bf16)
+        (the fused loss normalizes it itself). The arithmetic is the caller's: by default float32 throughout; within
+        :func:`spatialdc.trainer.precision.dense_autocast` the dense layer's product in bfloat16, its output back in
+        float32."""
+        v, _ = self.embed_with_states(x, normalize)
         return v
 
-    def embed_with_states(self, x: torch.Tensor, normalize: bool = True,
-                          dense_bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings (B, T, F, D), last BLSTM layer's outputs (B, T, 2H)); the states feed the count head."""
+    def embed_with_states(self, x: torch.Tensor, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (B, T, F, D) float32, last BLSTM layer's outputs (B, T, 2H) float32); the states feed the
+        count head."""
         b, t, f = x.shape
         h, _ = self.blstm(x)  # (B, T, 2H)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dense_bf16):
-            v = self.dense(self.dropout(h))  # (B, T, F * D)
+        v = self.dense(self.dropout(h))  # (B, T, F * D), bfloat16 under dense_autocast
         v = v.float().view(b, t, f, self.embedding_dim)  # (B, T, F, D)
         return (nn.functional.normalize(v, dim=-1) if normalize else v), h
 
