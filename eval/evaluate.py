@@ -73,10 +73,9 @@ def resolve_count_head(checkpoint: str, count_head: str | None) -> str | None:
 def _load_model(checkpoint: str):
     if checkpoint not in _MODELS:
         from spatialdc.trainer.checkpoint import load_model
-        from spatialdc.trainer.config import TrainConfig
 
         model, state = load_model(checkpoint)
-        _MODELS[checkpoint] = (model, state["stats"], TrainConfig.from_dict(state["config"]))
+        _MODELS[checkpoint] = (model, state["stats"], state["config"]["target"])
     return _MODELS[checkpoint]
 
 
@@ -122,7 +121,7 @@ def evaluate_task(task: EvalTask) -> list[dict]:
                                                for d in data]
     counts = [d["spec"].num_speakers for d in data]  # K of each mixture (estimated below with auto_count)
     if task.checkpoint:
-        model, stats, config = _load_model(task.checkpoint)
+        model, stats, target = _load_model(task.checkpoint)
         mags = np.stack([d["magnitude"] for d in data])
         head = _load_head(task.count_head) if task.auto_count and task.count_head else None
         if head is not None:
@@ -139,7 +138,7 @@ def evaluate_task(task: EvalTask) -> list[dict]:
                                              task.max_speakers)[0])
             elif task.auto_count:
                 counts[k] = estimate_num_speakers(emb[k], active, task.max_speakers)
-            label_sets[k][method_name(config.target)] = cluster_labels(
+            label_sets[k][method_name(target)] = cluster_labels(
                 emb[k], active, counts[k], random_state_for(task.seed, spec.mixture_id, "kmeans"))
     rows = []
     for d, methods, k_est in zip(data, label_sets, counts):

@@ -109,7 +109,7 @@ def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
-    model, _ = model_from_checkpoint(state)
+    model = model_from_checkpoint(state)
     _, mix = long_recording
     x = mix[: 6 * 16000]
     loud, _ = separate_recording(x, model, state["stats"], 2)

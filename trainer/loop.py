@@ -14,10 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from spatialdc.pipeline.build import package_versions
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
-from .checkpoint import inference_state, load_checkpoint, save_checkpoint
+from .checkpoint import inference_state, load_checkpoint, model_args, save_checkpoint, training_state
 from . import distributed
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
@@ -191,11 +190,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                         "valid_loss": valid_loss, "lr": lr_now, "train_seconds": round(train_seconds, 2),
                         "seconds": round(budget.wall(), 2), "cpu_seconds": round(budget.cpu(), 2),
                         "step_mode": mode.name})
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_dict(),
-                 "stats": stats, "epoch": epoch, "step": step, "best_val": min(best_val, valid_loss),
-                 "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size,
-                 "precision": mode.name}
+        state = training_state(model, optimizer, scheduler, config, stats, epoch=epoch, step=step,
+                               best_val=min(best_val, valid_loss), history=history, world_size=world_size,
+                               precision=mode.name)
         if valid_loss < best_val:
             best_val = valid_loss
             if main_process:
@@ -260,13 +257,13 @@ def warm_start(config: TrainConfig, train_set: ShardSet) -> dict:
         (layers, hidden, embedding_dim) than ``config``'s, or another number of frequencies than the shards'.
     """
     init = load_checkpoint(config.init_from)
+    args = model_args(init)
     freqs = {int(a["n_fft"]) // 2 + 1 for a in train_set.attrs}
-    if freqs != {len(init["stats"]["mean"])}:
-        raise ValueError(f"--init-from {config.init_from} was trained on {len(init['stats']['mean'])} frequencies, "
+    if freqs != {args["num_freqs"]}:
+        raise ValueError(f"--init-from {config.init_from} was trained on {args['num_freqs']} frequencies, "
                          f"the shards have {sorted(freqs)}")
-    old = TrainConfig.from_dict(init["config"])
     arch = ("layers", "hidden", "embedding_dim")
-    differ = {k: (getattr(old, k), getattr(config, k)) for k in arch if getattr(old, k) != getattr(config, k)}
+    differ = {k: (args[k], getattr(config, k)) for k in arch if args[k] != getattr(config, k)}
     if differ:
         raise ValueError(f"--init-from {config.init_from} is a model with other {differ} (its, yours); pass its "
                          f"--layers/--hidden/--embedding-dim")

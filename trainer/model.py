@@ -22,6 +22,9 @@ class DeepClusteringNet(nn.Module):
 
     def __init__(self, num_freqs: int, hidden: int, layers: int, embedding_dim: int, dropout: float):
         super().__init__()
+        # what rebuilds this network: checkpoints store it as "model_args" (DeepClusteringNet(**model_args))
+        self.model_args = {"num_freqs": num_freqs, "hidden": hidden, "layers": layers, "embedding_dim": embedding_dim,
+                           "dropout": dropout}
         self.num_freqs, self.embedding_dim = num_freqs, embedding_dim
         self.blstm = nn.LSTM(num_freqs, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                              dropout=dropout if layers > 1 else 0.0)
@@ -47,5 +50,6 @@ class DeepClusteringNet(nn.Module):
 
 
 def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:
-    """The model a config describes (checkpoints rebuild models this way)."""
+    """The model a training config describes, for spectra of ``num_freqs`` frequencies (a new or resumed run; inference
+    rebuilds a checkpoint's model from its ``model_args``, :func:`spatialdc.trainer.checkpoint.model_from_checkpoint`)."""
     return DeepClusteringNet(num_freqs, config.hidden, config.layers, config.embedding_dim, config.dropout)
