@@ -145,3 +145,34 @@ def test_inference_rebuilds_the_network_from_model_args_alone(small_dataset, tmp
     assert model_args(legacy) == args
     model = model_from_checkpoint(legacy)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in legacy["model"].items())
+
+
+def test_persistent_workers_give_the_batches_and_random_draws_of_no_workers(small_dataset):
+    """The training loader keeps its workers across epochs; the epoch travels with each index (a persistent worker's
+    copy of the dataset never sees set_epoch), so 0 and 2 workers give the same batches, epoch after epoch, and
+    leave torch's global RNG (dropout) in the same state."""
+    from spatialdc.trainer.loop import make_loaders
+
+    config = tiny_config(small_dataset, freq_warp=0.1)  # chunk and warp are drawn per (seed, epoch, index)
+    train_set = ShardSet(expand_shards(config.shards))
+    valid_set = ShardSet(expand_shards(config.valid))
+    stats = input_stats(train_set)
+    seen = {}
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        loader, valid = make_loaders(TrainConfig(**dict(config.to_dict(), num_workers=workers)), train_set,
+                                     valid_set, stats)
+        assert loader.persistent_workers == (workers > 0)
+        batches = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)
+            batches.append(list(loader))
+            batches.append(list(valid))
+        seen[workers] = batches, torch.get_rng_state()
+    (zero, rng0), (two, rng2) = seen[0], seen[2]
+    assert not torch.equal(zero[0][0]["x"], zero[2][0]["x"])  # epoch 2 draws other chunks and warps
+    for a, b in zip(zero, two):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert all(torch.equal(x[k], y[k]) for k in ("x", "y", "w", "n"))
+    assert torch.equal(rng0, rng2)
