@@ -10,11 +10,13 @@ import click
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.build import command_line, package_versions
 
-from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
+from .count import resolve_count_head
+from .evaluate import evaluate
 from .html_report import write_eval_report
 from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
 from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
 from .report import count_confusion, markdown_table, summarize, write_csv
+from .separate import DEFAULT_CLUSTER_DB
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})

@@ -20,6 +20,7 @@ Two estimators:
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.shards import file_sha256
 
+log = logging.getLogger(__name__)
 DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT
 # validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
 COUNT_HEAD_VERSION = 1
@@ -68,29 +70,6 @@ def estimate_num_speakers(embeddings: np.ndarray, active: np.ndarray, max_speake
         raise ValueError(f"max_speakers must be >= 1, got {max_speakers}")
     ev = embedding_spectrum(embeddings, active)
     return int(np.clip(np.count_nonzero(ev > share), 1, max_speakers))
-
-
-def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One forward pass for separation and counting.
-
-    Args:
-        model: a DeepClusteringNet in eval mode. stats: the checkpoint's input normalization.
-        magnitudes: (B, F, T) float, |STFT| of mic 1.
-
-    Returns:
-        (network input (B, T, F) float32, BLSTM outputs (B, T, 2H) float32, embeddings (B, F, T, D) float32).
-    """
-    import torch
-
-    from spatialdc.trainer.data import network_input
-    from spatialdc.trainer.precision import dense_autocast
-
-    from .separate import inference_dense_bf16
-
-    x = network_input(magnitudes, stats)  # (B, T, F)
-    with torch.inference_mode(), dense_autocast(model, inference_dense_bf16()):
-        v, h = model.embed_with_states(torch.from_numpy(x))
-    return x, h.numpy(), v.transpose(1, 2).numpy()
 
 
 def count_features(x: np.ndarray, h: np.ndarray, embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -203,6 +182,25 @@ class CountHead:
 def default_head_path(checkpoint: str | Path) -> Path:
     """Where ``dccount`` puts a checkpoint's head by default: ``count_head.json`` beside it."""
     return Path(checkpoint).with_name(COUNT_HEAD_NAME)
+
+
+def resolve_count_head(checkpoint: str | Path, count_head: str | Path | None) -> str | None:
+    """The count head ``--speakers auto`` uses: ``count_head`` if given, else ``count_head.json`` beside the
+    checkpoint if there is one, else None (the eigenvalue rule, with a warning).
+
+    Raises:
+        FileNotFoundError: a given head is missing. ValueError: a head fitted on another network.
+    """
+    path = Path(count_head) if count_head else default_head_path(checkpoint)
+    if not path.is_file():
+        if count_head:
+            raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint {checkpoint}`")
+        log.warning("no count head beside %s: estimating the count with the eigenvalue rule, which is near chance "
+                    "with our models (RESULTS.md); fit a head with `dccount --checkpoint %s ...`", checkpoint,
+                    checkpoint)
+        return None
+    CountHead.load(path, checkpoint)  # refuses a head fitted on another network
+    return str(path)
 
 
 def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_sha256: str,

@@ -15,8 +15,8 @@ from spatialdc.pipeline.build import command_line
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
 
-from .count import CountHead, count_features, default_head_path, fit_count_head, network_outputs
-from .evaluate import DEFAULT_CLUSTER_DB, _load_model
+from .count import CountHead, count_features, default_head_path, fit_count_head
+from .separate import DEFAULT_CLUSTER_DB, load_model, network_outputs
 from .report import count_confusion
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     t0 = time.perf_counter()
     out = out or default_head_path(checkpoint)
     try:
-        model, stats, _ = _load_model(checkpoint)
+        loaded = load_model(checkpoint)
+        model, stats = loaded.net, loaded.stats
         xtr, ytr = collect(model, stats, list(train), mixtures, single_share, cluster_db, seed, "train", not quiet)
         xva, yva = collect(model, stats, list(valid), valid_mixtures, single_share, cluster_db, seed, "valid",
                            not quiet)

@@ -10,7 +10,7 @@ import click
 
 from spatialdc.pipeline.build import command_line
 
-from .evaluate import DEFAULT_CLUSTER_DB
+from .separate import DEFAULT_CLUSTER_DB
 from .html_report import write_separation_report
 from .separator import MODEL_SAMPLE_RATE, Separator, level_gain, separate_recording  # noqa: F401 (API)
 

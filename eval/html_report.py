@@ -38,13 +38,12 @@ import soundfile as sf
 from spatialdc.pipeline import features
 from spatialdc.pipeline.build import command_line
 from spatialdc.pipeline.metrics import bss_eval_sets
-from spatialdc.pipeline.rng import random_state_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 from .evaluate import ORACLES, spec_columns
 from .plots import METHOD_ORDER, SOURCE_COLORS, gain_ratio_db, mask_figure
 from .report import count_confusion, summarize, unscored
-from .separate import apply_masks, binary_masks, cluster_labels, embed
+from .separate import Separation, embed, load_model, separate_mixture
 from .separator import MODEL_SAMPLE_RATE, read_recording, write_stems
 
 log = logging.getLogger(__name__)
@@ -142,37 +141,40 @@ def resynthesize(mixture_ids: Sequence[str], rows: Sequence[dict], provenance: d
     data = [shards.read(where[m], FIELDS) for m in mixture_ids]
     shards.close()
     methods = _methods(rows)
-    label_sets = [{m: d[m.removeprefix("oracle_")] for m in ORACLES if m in methods} for d in data]
+    separations = [{m: _oracle(d, m) for m in ORACLES if m in methods} for d in data]
     model = next((m for m in methods if m.startswith("dc_")), None)
     with features.single_threaded():  # one thread, as in evaluate's workers (threads only contend on this work)
         if model:
-            _cluster_model(data, label_sets, model, rows, provenance)
-        for d, labels in zip(data, label_sets):
-            _match(d, labels, provenance["metric_backend"])
+            _separate_model(data, separations, model, rows, provenance)
+        for d, seps in zip(data, separations):
+            _match(d, seps, provenance["metric_backend"])
     return data
 
 
-def _cluster_model(data: list[dict], label_sets: list[dict], model: str, rows: Sequence[dict], provenance: dict):
-    from spatialdc.trainer.checkpoint import load_model
+def _oracle(d: dict, method: str) -> Separation:
+    labels = d[method.removeprefix("oracle_")]  # (F, T) of the shard's DS or BPD labels
+    return Separation(labels, features.binary_masks(labels, d["spec"].num_speakers), None)
 
-    net, state = load_model(provenance["checkpoint"])
+
+def _separate_model(data: list[dict], separations: list[dict], model: str, rows: Sequence[dict], provenance: dict):
+    loaded = load_model(provenance["checkpoint"])
     mags = np.stack([d["magnitude"] for d in data])  # (B, F, T)
     # a batch of >= 2 gives each mixture the same bits as evaluate's batches (torch's LSTM does not with one)
-    emb = embed(net, state["stats"], mags if len(data) > 1 else np.repeat(mags, 2, axis=0))  # (B, F, T, D)
+    emb = embed(loaded.net, loaded.stats, mags if len(data) > 1 else np.repeat(mags, 2, axis=0))  # (B, F, T, D)
     counts = {r["mixture_id"]: int(r["num_speakers_est"]) for r in rows if r["method"] == model}
     for k, d in enumerate(data):
         mid = d["spec"].mixture_id
-        label_sets[k][model] = cluster_labels(emb[k], features.active_bins(d["magnitude"], provenance["cluster_db"]),
-                                              counts[mid], random_state_for(provenance["seed"], mid, "kmeans"))
+        separations[k][model] = separate_mixture(emb[k], d["magnitude"], counts[mid], seed=provenance["seed"],
+                                                 key=mid, cluster_db=provenance["cluster_db"])
 
 
-def _match(d: dict, labels: dict[str, np.ndarray], backend: str) -> None:
+def _match(d: dict, separations: dict[str, Separation], backend: str) -> None:
     """Each method's stems and labels in reference order (BSS Eval's permutation), and their SDRi, into ``d``."""
-    n, mix, names = d["spec"].num_speakers, d["mixture"][0], list(labels)
-    est = np.split(apply_masks(mix, np.concatenate([binary_masks(labels[m], n) for m in names])), len(names))
+    n, mix, names = d["spec"].num_speakers, d["mixture"][0], list(separations)
+    est = np.split(features.apply_masks(mix, np.concatenate([separations[m].masks for m in names])), len(names))
     base, *scores = bss_eval_sets(d["sources"], [np.tile(mix, (n, 1))] + est, backend)
     d["stems"] = {m: e[s.perm] for m, e, s in zip(names, est, scores)}  # row j: the estimate matched to reference j
-    d["labels"] = {m: np.argsort(s.perm)[labels[m]] for m, s in zip(names, scores)}  # estimate i -> its reference
+    d["labels"] = {m: separations[m].reordered(s.perm).labels for m, s in zip(names, scores)}  # bin -> reference
     d["sdri"] = {m: s.sdr - base.sdr for m, s in zip(names, scores)}
 
 

@@ -17,14 +17,14 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from spatialdc import models
 from spatialdc.pipeline import features
 from spatialdc.pipeline.audio import read_audio_file, resample
 from spatialdc.pipeline.atomic import atomic_path
 
 from .count import DEFAULT_SHARE, CountHead, count_features, embedding_spectrum, estimate_num_speakers, \
-    network_outputs
-from .evaluate import DEFAULT_CLUSTER_DB, resolve_count_head
-from .separate import apply_masks, binary_masks, cluster_labels, embed
+    resolve_count_head
+from .separate import DEFAULT_CLUSTER_DB, embed, load_model, network_outputs, separate_mixture
 
 log = logging.getLogger(__name__)
 
@@ -182,19 +182,13 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     out = np.zeros((num_speakers, x.shape[0]))
     all_labels = np.full((mags[0].shape[0], features.num_frames(x.shape[0])), -1, np.int8)  # (F, T)
     prev_tail = None
-    for k, ((lo, hi), (emb, active)) in enumerate(zip(bounds, embs)):
-        seg = x[lo:hi]
-        if num_speakers == 1 or active.sum() < num_speakers:
-            stems = np.repeat(seg[None] / num_speakers, num_speakers, axis=0)
-            labels = np.full(emb.shape[:2], 0 if num_speakers == 1 else -1)  # (F, T_k)
-        else:
-            labels = cluster_labels(emb, active, num_speakers, seed + k)
-            stems = apply_masks(seg, binary_masks(labels, num_speakers)).astype(np.float64)
+    for k, ((lo, hi), mag, (emb, _)) in enumerate(zip(bounds, mags, embs)):
+        sep = separate_mixture(emb, mag, num_speakers, seed=seed, key=k, cluster_db=cluster_db, mixture=x[lo:hi])
         ov = min(overlap, hi - lo) if k > 0 else 0
         if prev_tail is not None and ov > 0:
-            order = _best_permutation(prev_tail[:, -ov:], stems[:, :ov])
-            stems = stems[order]
-            labels = np.where(labels >= 0, np.argsort(order)[np.maximum(labels, 0)], -1)  # stem i was stem order[i]
+            sep = sep.reordered(_best_permutation(prev_tail[:, -ov:], sep.stems[:, :ov].astype(np.float64)))
+        stems, labels = sep.stems.astype(np.float64), sep.labels  # (N, S_k), (F, T_k)
+        if prev_tail is not None and ov > 0:
             fade = np.linspace(0.0, 1.0, ov)
             out[:, lo: lo + ov] = out[:, lo: lo + ov] * (1 - fade) + stems[:, :ov] * fade
             out[:, lo + ov: hi] = stems[:, ov:]
@@ -286,15 +280,12 @@ class Separator:
     def __init__(self, checkpoint: str | Path, count_head: str | Path | None = None,
                  cluster_db: float = DEFAULT_CLUSTER_DB, chunk_s: float = 8.0, overlap_s: float = 2.0,
                  max_speakers: int = 3, seed: int = 0, name: str | None = None):
-        from spatialdc.trainer.checkpoint import load_model
-
         if overlap_s >= chunk_s:
             raise ValueError(f"overlap_s ({overlap_s}) must be shorter than chunk_s ({chunk_s})")
-        self.checkpoint = Path(checkpoint)
+        loaded = load_model(checkpoint)
+        self.checkpoint = loaded.path
         self.name = name or str(checkpoint)
-        self.model, state = load_model(checkpoint)
-        self.stats, self.config = state["stats"], state["config"]
-        self.card = state.get("card")
+        self.model, self.stats, self.config, self.card = loaded.net, loaded.stats, loaded.config, loaded.card
         self._count_head_arg = count_head
         self._count_head: CountHead | None = None
         self.cluster_db, self.chunk_s, self.overlap_s = cluster_db, chunk_s, overlap_s
@@ -308,8 +299,6 @@ class Separator:
         Raises:
             ValueError: no shipped model of that name (the message lists them).
         """
-        from spatialdc import models
-
         name = name or models.DEFAULT_MODEL
         with models.model_path(name) as path:
             return cls(path, name=name, **kwargs)

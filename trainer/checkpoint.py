@@ -122,13 +122,3 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint",
         raise ValueError(f"{path}: its weights or model args do not make a deep-clustering model of this project "
                          f"({type(exc).__name__}: {str(exc)[:300]})") from exc
     return model.to(device).eval()
-
-
-def load_model(path: str | Path) -> tuple[DeepClusteringNet, dict]:
-    """Load and check a checkpoint and rebuild its model: ``(model in eval mode, the checkpoint dict)``.
-
-    Raises:
-        FileNotFoundError, ValueError: see :func:`load_checkpoint` and :func:`model_from_checkpoint`.
-    """
-    state = load_checkpoint(path)
-    return model_from_checkpoint(state, path), state
