@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from spatialdc.eval.count_cli import collect
+from spatialdc.eval.count import collect_features
 from spatialdc.eval.separate import DEFAULT_CLUSTER_DB, load_model
 
 
@@ -32,8 +32,8 @@ def main() -> None:
     t0 = time.perf_counter()
     loaded = load_model(args.checkpoint)
     model, stats, model_args = loaded.net, loaded.stats, loaded.net.model_args
-    sets = {split: collect(model, stats, [f"{args.data}/fm{n}/{split}-*.h5" for n in (2, 3)], limit, 0.0,
-                           DEFAULT_CLUSTER_DB, 0, split, progress=False)
+    sets = {split: collect_features(model, stats, [f"{args.data}/fm{n}/{split}-*.h5" for n in (2, 3)], limit, 0.0,
+                                    DEFAULT_CLUSTER_DB, 0, split, progress=False)
             for split, limit in (("train", args.train_mixtures), ("valid", args.valid_mixtures))}
     (xtr, ytr), (xva, yva) = sets["train"], sets["valid"]
     d, h2, f = model_args["embedding_dim"], 2 * model_args["hidden"], len(stats["mean"])

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from spatialdc.eval.cli import main as dceval
+from spatialdc.eval.dceval import main as dceval
 from spatialdc.eval.dcsep import main as dcsep
 from spatialdc.eval.separator import Separator
 from spatialdc.trainer.checkpoint import inference_state, save_checkpoint
