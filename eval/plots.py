@@ -49,7 +49,7 @@ def sdri_boxplot(rows: Sequence[dict], path: str | Path, metric: str = "sdri") -
     """Box plot of ``metric`` (dB) per method, one box group per dataset (sources with a silent reference left out).
 
     Args:
-        rows: report rows (from :func:`eval.evaluate.evaluate` or read back from the CSV).
+        rows: report rows (from :func:`spatialdc.eval.evaluate.evaluate` or read back from the CSV).
         path: PNG to write (atomically).
     """
     plt = _pyplot()

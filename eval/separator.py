@@ -248,8 +248,8 @@ class Separator:
             the spectrogram, so the stems add up to the (resampled) recording.
 
         Raises:
-            ValueError: a bad count, or a waveform :func:`check_waveform` refuses (empty, NaN or infinite
-                samples, shorter than one STFT frame, silent).
+            ValueError: a bad count, or a waveform :func:`~spatialdc.eval.recording.check_waveform` refuses
+                (empty, NaN or infinite samples, shorter than one STFT frame, silent).
         """
         x = self._prepare(waveform, sample_rate, num_speakers)
         return self._separate(x, num_speakers)[0]
@@ -291,7 +291,7 @@ class Separator:
 
         Raises:
             FileNotFoundError: no such file. FileExistsError: a stem file exists and ``overwrite`` is False.
-            ValueError: unreadable or refused audio (:func:`read_recording`), a bad count.
+            ValueError: unreadable or refused audio (:func:`~spatialdc.eval.recording.read_recording`), a bad count.
         """
         x, _ = read_recording(path)
         stems, _ = self._separate(x, num_speakers)

@@ -50,6 +50,7 @@ class DeepClusteringNet(nn.Module):
 
 
 def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:
-    """The model a training config describes, for spectra of ``num_freqs`` frequencies (a new or resumed run; inference
-    rebuilds a checkpoint's model from its ``model_args``, :func:`spatialdc.trainer.checkpoint.model_from_checkpoint`)."""
+    """The model a training config describes, for spectra of ``num_freqs`` frequencies (a new or resumed run;
+    inference rebuilds a checkpoint's model from its ``model_args``,
+    :func:`spatialdc.trainer.checkpoint.model_from_checkpoint`)."""
     return DeepClusteringNet(num_freqs, config.hidden, config.layers, config.embedding_dim, config.dropout)
