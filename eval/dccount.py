@@ -89,3 +89,5 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     click.echo(f"count head written to {out} ({time.perf_counter() - t0:.0f} s)")
 
 
+if __name__ == "__main__":
+    main()
