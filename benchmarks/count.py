@@ -16,8 +16,7 @@ import time
 import numpy as np
 
 from spatialdc.eval.count import embedding_spectrum
-from spatialdc.eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
-from spatialdc.eval.separate import embed
+from spatialdc.eval.separate import DEFAULT_CLUSTER_DB, embed, load_model
 from spatialdc.pipeline import features
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
@@ -26,7 +25,8 @@ SHARES = np.round(np.arange(0.02, 0.40, 0.01), 3)
 
 def spectra(checkpoint: str, patterns: list[str], limit: int, cluster_db: float) -> tuple[np.ndarray, np.ndarray]:
     """(true counts (M,), eigenvalue spectra (M, D)) of the first ``limit`` mixtures of each glob."""
-    model, stats, _ = _load_model(checkpoint)
+    loaded = load_model(checkpoint)
+    model, stats = loaded.net, loaded.stats
     counts, specs = [], []
     for pattern in patterns:
         data = ShardSet(expand_shards(pattern))

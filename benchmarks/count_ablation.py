@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from spatialdc.eval.count_cli import collect
-from spatialdc.eval.evaluate import DEFAULT_CLUSTER_DB, _load_model
+from spatialdc.eval.count import collect_features
+from spatialdc.eval.separate import DEFAULT_CLUSTER_DB, load_model
 
 
 def main() -> None:
@@ -30,12 +30,13 @@ def main() -> None:
     ap.add_argument("--valid-mixtures", type=int, default=450)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    model, stats, config = _load_model(args.checkpoint)
-    sets = {split: collect(model, stats, [f"{args.data}/fm{n}/{split}-*.h5" for n in (2, 3)], limit, 0.0,
-                           DEFAULT_CLUSTER_DB, 0, split, progress=False)
+    loaded = load_model(args.checkpoint)
+    model, stats, model_args = loaded.net, loaded.stats, loaded.net.model_args
+    sets = {split: collect_features(model, stats, [f"{args.data}/fm{n}/{split}-*.h5" for n in (2, 3)], limit, 0.0,
+                                    DEFAULT_CLUSTER_DB, 0, split, progress=False)
             for split, limit in (("train", args.train_mixtures), ("valid", args.valid_mixtures))}
     (xtr, ytr), (xva, yva) = sets["train"], sets["valid"]
-    d, h2, f = config.embedding_dim, 2 * config.hidden, len(stats["mean"])
+    d, h2, f = model_args["embedding_dim"], 2 * model_args["hidden"], len(stats["mean"])
     edges = np.cumsum([0, d, d * (d + 1) // 2, 2 * h2, 2 * f, 1])
     parts = {"eigenvalues of C": [0], "C (eigenvalues + entries)": [0, 1], "BLSTM states": [2],
              "network input": [3], "all": [0, 1, 2, 3, 4]}

@@ -82,7 +82,7 @@ def main() -> None:
         train(config, out / f"run-{precision}", progress=False)
         print(f"tiny run --precision {precision}: weights sha256 {weights_hash(out / f'run-{precision}' / 'last.pt')}")
     csv = out / "eval.csv"
-    subprocess.run([sys.executable, "-m", "spatialdc.eval.cli", "--checkpoint", args.model, "--shards", args.shards,
+    subprocess.run([sys.executable, "-m", "spatialdc.eval.dceval", "--checkpoint", args.model, "--shards", args.shards,
                     "--max-mixtures", "20", "--workers", "0", "--no-plots", "--examples", "0", "--quiet",
                     "--report", str(csv)], check=True, stdout=subprocess.DEVNULL)
     print(f"dceval on 20 mixtures: CSV sha256 {csv_hash(csv)} (without its timing column, seconds)")

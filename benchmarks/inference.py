@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from spatialdc.eval import separator
-from spatialdc.eval.separate import embed
+from spatialdc.eval.separate import embed, load_model
 from spatialdc.pipeline.manifest import load_audio, read_manifest
 from spatialdc.pipeline.shards import ShardSet, expand_shards
-from spatialdc.trainer.checkpoint import load_model
 from spatialdc.trainer.data import network_input
 from spatialdc.trainer.precision import native_bf16
 
@@ -62,8 +61,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, state = load_model(args.checkpoint)
-    stats = state["stats"]
+    loaded = load_model(args.checkpoint)
+    model, stats = loaded.net, loaded.stats
     shards = ShardSet(expand_shards(args.shards))
     mags = [shards.read(i, ("magnitude",))["magnitude"] for i in range(min(args.mixtures, len(shards)))]
     batches = [np.stack(mags[k: k + 8]) for k in range(0, len(mags), 8)]

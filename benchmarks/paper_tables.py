@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from spatialdc.eval.evaluate import evaluate
-from spatialdc.eval.plots import PAPER_SDRI, paper_table, paper_table_markdown
-from spatialdc.eval.report import write_csv
+from spatialdc.eval.report import PAPER_SDRI, paper_table, paper_table_markdown, write_csv
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.parallel import dask_client
 from spatialdc.pipeline.provenance import package_versions

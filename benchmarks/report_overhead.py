@@ -22,7 +22,7 @@ from pathlib import Path
 
 def timed_dceval(args: argparse.Namespace, examples: int, out: Path) -> float:
     """Seconds of one ``dceval`` run writing to ``out`` (raises CalledProcessError if it fails)."""
-    cmd = [sys.executable, "-c", "from spatialdc.eval.cli import main; main()", "--checkpoint", args.checkpoint, "--shards", args.shards,
+    cmd = [sys.executable, "-c", "from spatialdc.eval.dceval import main; main()", "--checkpoint", args.checkpoint, "--shards", args.shards,
            "--max-mixtures", str(args.mixtures), "--examples", str(examples), "--quiet",
            "--report", str(out / f"sdr-{examples}.csv")]
     t0 = time.perf_counter()

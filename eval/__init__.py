@@ -1,4 +1,13 @@
-"""Evaluation: embeddings -> K-means -> binary masks -> inverse STFT -> BSS Eval, beside oracle masks."""
+"""Evaluation: embeddings -> K-means -> binary masks -> inverse STFT -> BSS Eval, beside oracle masks.
+
+- separate.py: the separation core every tool calls (load_model, embed, separate_mixture)
+- evaluate.py: score test shards (dceval's library); report.py: CSV and tables; plots.py: figures;
+  html_report.py + html_page.py: the pages to listen to
+- count.py: speaker-count estimators (count head, eigenvalue rule)
+- recording.py: a user's audio files (read, check, level, write stems); separator.py: the Separator API
+- ship.py: ship a trained model into spatialdc.models (``python -m spatialdc.eval.ship``)
+- dceval.py, dcsep.py, dccount.py: the command-line tools, thin click wrappers
+"""
 
 # pyproject.toml maps the folder eval/ to spatialdc.eval; nothing installs a bare "eval"
 if __name__ != "spatialdc.eval":

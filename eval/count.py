@@ -20,19 +20,26 @@ Two estimators:
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import write_text_atomic
-from spatialdc.pipeline.shards import file_sha256
+from spatialdc.pipeline.rng import rng_for
+from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
 
+from .separate import network_outputs
+
+log = logging.getLogger(__name__)
 DEFAULT_SHARE = 0.12  # smallest bin share of a counted source; a rule of thumb for well-trained embeddings, NOT
 # validated: with the 30-minute models of RESULTS.md no threshold exceeds 55 % accuracy (benchmarks/count.py)
 COUNT_HEAD_VERSION = 1
 COUNT_HEAD_NAME = "count_head.json"  # beside the checkpoint
+BATCH = 16  # mixtures per forward pass of collect_features
 
 
 def embedding_spectrum(embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -68,28 +75,6 @@ def estimate_num_speakers(embeddings: np.ndarray, active: np.ndarray, max_speake
         raise ValueError(f"max_speakers must be >= 1, got {max_speakers}")
     ev = embedding_spectrum(embeddings, active)
     return int(np.clip(np.count_nonzero(ev > share), 1, max_speakers))
-
-
-def network_outputs(model, stats: dict, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One forward pass for separation and counting.
-
-    Args:
-        model: a DeepClusteringNet in eval mode. stats: the checkpoint's input normalization.
-        magnitudes: (B, F, T) float, |STFT| of mic 1.
-
-    Returns:
-        (network input (B, T, F) float32, BLSTM outputs (B, T, 2H) float32, embeddings (B, F, T, D) float32).
-    """
-    import torch
-
-    from spatialdc.trainer.data import network_input
-
-    from .separate import inference_dense_bf16
-
-    x = network_input(magnitudes, stats)  # (B, T, F)
-    with torch.inference_mode():
-        v, h = model.embed_with_states(torch.from_numpy(x), dense_bf16=inference_dense_bf16())
-    return x, h.numpy(), v.transpose(1, 2).numpy()
 
 
 def count_features(x: np.ndarray, h: np.ndarray, embeddings: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -204,6 +189,25 @@ def default_head_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_name(COUNT_HEAD_NAME)
 
 
+def resolve_count_head(checkpoint: str | Path, count_head: str | Path | None) -> str | None:
+    """The count head ``--speakers auto`` uses: ``count_head`` if given, else ``count_head.json`` beside the
+    checkpoint if there is one, else None (the eigenvalue rule, with a warning).
+
+    Raises:
+        FileNotFoundError: a given head is missing. ValueError: a head fitted on another network.
+    """
+    path = Path(count_head) if count_head else default_head_path(checkpoint)
+    if not path.is_file():
+        if count_head:
+            raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint {checkpoint}`")
+        log.warning("no count head beside %s: estimating the count with the eigenvalue rule, which is near chance "
+                    "with our models (RESULTS.md); fit a head with `dccount --checkpoint %s ...`", checkpoint,
+                    checkpoint)
+        return None
+    CountHead.load(path, checkpoint)  # refuses a head fitted on another network
+    return str(path)
+
+
 def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_sha256: str,
                    provenance: dict | None = None) -> CountHead:
     """Fit standardization + scikit-learn's multinomial logistic regression (L2, inverse strength ``c``).
@@ -224,3 +228,45 @@ def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_s
     lr = LogisticRegression(C=c, max_iter=5000).fit((feats - mean) / scale, counts)
     return CountHead([int(k) for k in lr.classes_], mean, scale, lr.coef_.copy(), lr.intercept_.copy(),
                      checkpoint_sha256, dict(provenance or {}, C=c))
+
+
+def collect_features(model, stats: dict, patterns: list[str], limit: int, single_share: float, cluster_db: float,
+                     seed: int, desc: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The count head's training examples: :func:`count_features` and true counts of the first ``limit`` mixtures of
+    each shard glob, plus, for a ``single_share`` of them (drawn with ``rng_for(seed, "count-single", glob, i)``),
+    one of their sources alone (count 1) scaled to the mixture's RMS (so loudness does not tell the count).
+
+    Args:
+        model: a DeepClusteringNet in eval mode. stats: its input normalization. cluster_db: the bins summarized
+            are those within this many dB of the loudest. desc, progress: the progress bar.
+
+    Returns:
+        ((M, P) float64 features, (M,) int counts).
+
+    Raises:
+        FileNotFoundError: a glob matches no shard.
+    """
+    feats, counts = [], []
+    for pattern in patterns:
+        data = ShardSet(expand_shards(pattern))
+        idx = list(range(min(limit, len(data))))
+        for lo in tqdm(range(0, len(idx), BATCH), desc=f"{desc} {pattern}", disable=not progress, unit="batch"):
+            items, mags = [], []
+            for i in idx[lo: lo + BATCH]:
+                d = data.read(i, ("mixture", "sources", "magnitude"))
+                items.append((i, data.num_speakers(i)))
+                mags.append(d["magnitude"])
+                rng = rng_for(seed, "count-single", pattern, i)
+                if single_share > 0 and rng.random() < single_share:
+                    src = d["sources"][int(rng.integers(d["sources"].shape[0]))].astype(np.float64)
+                    src *= np.sqrt(np.mean(d["mixture"][0] ** 2) / max(np.mean(src ** 2), 1e-12))
+                    items.append((i, 1))
+                    mags.append(np.abs(features.stft(src)).astype(np.float32))
+            x, h, v = network_outputs(model, stats, np.stack(mags))
+            for k, (_, n) in enumerate(items):
+                active = features.active_bins(mags[k], cluster_db)
+                if active.any():
+                    feats.append(count_features(x[k], h[k], v[k], active))
+                    counts.append(n)
+        data.close()
+    return np.stack(feats), np.asarray(counts)

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import click
 
+from spatialdc import models
 from spatialdc.pipeline.provenance import command_line
 
-from .evaluate import DEFAULT_CLUSTER_DB
 from .html_report import write_separation_report
-from .separator import MODEL_SAMPLE_RATE, Separator, level_gain, separate_recording  # noqa: F401 (API)
+from .separate import DEFAULT_CLUSTER_DB
+from .separator import Separator
 
 
 def _list_models(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from spatialdc import models
-
     for name in models.names():
         click.echo(models.summary_line(name))
     ctx.exit()

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from spatialdc.pipeline import features
 from spatialdc.pipeline.parallel import chunked, run_tasks
-from spatialdc.pipeline.rng import random_state_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
-from .count import CountHead, count_features, default_head_path, estimate_num_speakers, network_outputs
 from spatialdc.pipeline.metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
-from .separate import apply_masks, binary_masks, cluster_labels, embed
+
+from .count import CountHead, count_features, estimate_num_speakers
+from .separate import DEFAULT_CLUSTER_DB, load_model, network_outputs, separate_mixture
 
 log = logging.getLogger(__name__)
 ORACLES = ("oracle_ds", "oracle_bpd")
-DEFAULT_CLUSTER_DB = 20.0  # K-means fit range below the loudest bin (dB), chosen on fm2 valid (RESULTS.md)
-_MODELS: dict = {}  # checkpoint path -> (model, stats, config), cached per worker process
 
 
 @dataclass(frozen=True)
@@ -42,42 +40,9 @@ class EvalTask:
     count_head: str | None = None  # with auto_count: the head's JSON (else the eigenvalue rule)
 
 
-_HEADS: dict = {}  # count-head path -> CountHead, cached per worker process
-
-
+@functools.lru_cache(maxsize=4)
 def _load_head(path: str) -> CountHead:
-    if path not in _HEADS:
-        _HEADS[path] = CountHead.load(path)
-    return _HEADS[path]
-
-
-def resolve_count_head(checkpoint: str, count_head: str | None) -> str | None:
-    """The count head ``--speakers auto`` uses: ``count_head`` if given, else ``count_head.json`` beside the
-    checkpoint if there is one, else None (the eigenvalue rule, with a warning).
-
-    Raises:
-        FileNotFoundError: a given head is missing. ValueError: a head fitted on another network.
-    """
-    path = Path(count_head) if count_head else default_head_path(checkpoint)
-    if not path.is_file():
-        if count_head:
-            raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint {checkpoint}`")
-        log.warning("no count head beside %s: estimating the count with the eigenvalue rule, which is near chance "
-                    "with our models (RESULTS.md); fit a head with `dccount --checkpoint %s ...`", checkpoint,
-                    checkpoint)
-        return None
-    CountHead.load(path, checkpoint)  # refuses a head fitted on another network
-    return str(path)
-
-
-def _load_model(checkpoint: str):
-    if checkpoint not in _MODELS:
-        from spatialdc.trainer.checkpoint import load_model
-        from spatialdc.trainer.config import TrainConfig
-
-        model, state = load_model(checkpoint)
-        _MODELS[checkpoint] = (model, state["stats"], TrainConfig.from_dict(state["config"]))
-    return _MODELS[checkpoint]
+    return CountHead.load(path)
 
 
 def check_model_fits_shards(checkpoint: str, shards: ShardSet) -> None:
@@ -88,7 +53,7 @@ def check_model_fits_shards(checkpoint: str, shards: ShardSet) -> None:
         FileNotFoundError: no such checkpoint. ValueError: not a model of this project, or trained on another
             number of frequencies than the shards hold.
     """
-    _, stats, _ = _load_model(checkpoint)
+    stats = load_model(checkpoint).stats
     freqs = {int(a["n_fft"]) // 2 + 1 for a in shards.attrs}
     if freqs != {len(stats["mean"])}:
         raise ValueError(f"{checkpoint} takes spectra of {len(stats['mean'])} frequencies but the shards hold "
@@ -118,54 +83,68 @@ def evaluate_task(task: EvalTask) -> list[dict]:
     torch.set_num_threads(task.torch_threads)
     shards = ShardSet(task.paths)
     data = [shards.read(i, ("mixture", "sources", "magnitude", "bpd", "ds", "spec")) for i in task.indices]
-    label_sets: list[dict[str, np.ndarray]] = [{"oracle_ds": d["ds"], "oracle_bpd": d["bpd"]} if task.oracles else {}
-                                               for d in data]
-    counts = [d["spec"].num_speakers for d in data]  # K of each mixture (estimated below with auto_count)
+    mask_sets: list[dict[str, np.ndarray]] = [
+        {m: features.binary_masks(d[m.removeprefix("oracle_")], d["spec"].num_speakers) for m in ORACLES}
+        if task.oracles else {} for d in data]  # method -> (N, F, T) masks
+    counts = [d["spec"].num_speakers for d in data]  # K of each mixture (estimated with auto_count)
     if task.checkpoint:
-        model, stats, config = _load_model(task.checkpoint)
-        mags = np.stack([d["magnitude"] for d in data])
-        head = _load_head(task.count_head) if task.auto_count and task.count_head else None
-        if head is not None:
-            x, h, emb = network_outputs(model, stats, mags)  # (B, T, F), (B, T, 2H), (B, F, T, D)
-        else:
-            emb = embed(model, stats, mags)  # (B, F, T, D)
-        for k, d in enumerate(data):
-            spec = d["spec"]
-            active = features.active_bins(d["magnitude"], task.cluster_db)
-            if head is not None:
-                head_db = head.cluster_db or task.cluster_db
-                summary = active if head_db == task.cluster_db else features.active_bins(d["magnitude"], head_db)
-                counts[k] = int(head.predict(count_features(x[k], h[k], emb[k], summary)[None],
-                                             task.max_speakers)[0])
-            elif task.auto_count:
-                counts[k] = estimate_num_speakers(emb[k], active, task.max_speakers)
-            label_sets[k][method_name(config.target)] = cluster_labels(
-                emb[k], active, counts[k], random_state_for(task.seed, spec.mixture_id, "kmeans"))
-    rows = []
-    for d, methods, k_est in zip(data, label_sets, counts):
-        spec, refs, mix = d["spec"], d["sources"], d["mixture"][0]
-        n = spec.num_speakers
-        silent = bool(silent_references(refs).any())
-        # a model that found the wrong count has as many estimates as clusters, but BSS Eval needs one per reference
-        scored = [m for m in methods if not (m.startswith("dc_") and k_est != n)]
-        t0 = time.perf_counter()
-        estimates = (np.split(apply_masks(mix, np.concatenate([binary_masks(methods[m], n) for m in scored])),
-                              len(scored)) if scored else [])  # one STFT of the mixture for every method's masks
-        base, *method_scores = bss_eval_sets(refs, [np.tile(mix, (n, 1))] + estimates,
-                                             task.backend)  # the mixture itself first: the baseline of improvements
-        seconds = (time.perf_counter() - t0) / (1 + len(scored))  # the references' work is shared by all sets
-        by_method = dict(zip(scored, method_scores))
-        cols = dict(spec_columns(spec), num_speakers_est=k_est)
-        for method in methods:
-            s = by_method.get(method) or Scores(*(np.full(n, np.nan) for _ in range(4)), np.arange(n))
-            for j in range(n):
-                rows.append(dict(cols, method=method, source=j, speaker=spec.speakers[j],
-                                 sdr=s.sdr[j], sir=s.sir[j], sar=s.sar[j], si_sdr=s.si_sdr[j],
-                                 sdr_mix=base.sdr[j], si_sdr_mix=base.si_sdr[j],
-                                 sdri=s.sdr[j] - base.sdr[j], si_sdri=s.si_sdr[j] - base.si_sdr[j],
-                                 silent_reference=silent, count_error=method not in by_method,
-                                 seconds=seconds / n))
+        counts = model_masks(task, data, mask_sets)
+    rows = [row for d, methods, k_est in zip(data, mask_sets, counts)
+            for row in score_mixture(d, methods, k_est, task.backend)]
     shards.close()
+    return rows
+
+
+def model_masks(task: EvalTask, data: list[dict], mask_sets: list[dict]) -> list[int]:
+    """The model's masks of every mixture (:func:`~spatialdc.eval.separate.separate_mixture`, K-means keyed by
+    the task's seed and the mixture id) into ``mask_sets``, with the true count or, with ``task.auto_count``, the
+    count head's (or the eigenvalue rule's) estimate. Returns the count used for each mixture."""
+    model = load_model(task.checkpoint)
+    head = _load_head(task.count_head) if task.auto_count and task.count_head else None
+    x, h, emb = network_outputs(model.net, model.stats, np.stack([d["magnitude"] for d in data]))  # one batch
+    counts = []
+    for k, d in enumerate(data):
+        count = d["spec"].num_speakers
+        active = features.active_bins(d["magnitude"], task.cluster_db)
+        if head is not None:
+            head_db = head.cluster_db or task.cluster_db
+            summary = active if head_db == task.cluster_db else features.active_bins(d["magnitude"], head_db)
+            count = int(head.predict(count_features(x[k], h[k], emb[k], summary)[None], task.max_speakers)[0])
+        elif task.auto_count:
+            count = estimate_num_speakers(emb[k], active, task.max_speakers)
+        sep = separate_mixture(emb[k], d["magnitude"], count, seed=task.seed, key=d["spec"].mixture_id,
+                               cluster_db=task.cluster_db)
+        mask_sets[k][method_name(model.target)] = sep.masks
+        counts.append(count)
+    return counts
+
+
+def score_mixture(d: dict, methods: dict[str, np.ndarray], k_est: int, backend: str) -> list[dict]:
+    """One row per method and source of a mixture ``d`` (its shard fields): BSS Eval of the mixture through each
+    method's (N, F, T) masks against the references, and its improvement over the mixture itself. A model whose
+    count ``k_est`` is wrong has NaN scores and ``count_error`` True (BSS Eval needs one estimate per reference)."""
+    spec, refs, mix = d["spec"], d["sources"], d["mixture"][0]
+    n = spec.num_speakers
+    silent = bool(silent_references(refs).any())
+    scored = [m for m in methods if not (m.startswith("dc_") and k_est != n)]
+    t0 = time.perf_counter()
+    estimates = (np.split(features.apply_masks(mix, np.concatenate([methods[m] for m in scored])), len(scored))
+                 if scored else [])  # one STFT of the mixture for every method's masks
+    base, *method_scores = bss_eval_sets(refs, [np.tile(mix, (n, 1))] + estimates,
+                                         backend)  # the mixture itself first: the baseline of improvements
+    seconds = (time.perf_counter() - t0) / (1 + len(scored))  # the references' work is shared by all sets
+    by_method = dict(zip(scored, method_scores))
+    cols = dict(spec_columns(spec), num_speakers_est=k_est)
+    rows = []
+    for method in methods:
+        s = by_method.get(method) or Scores(*(np.full(n, np.nan) for _ in range(4)), np.arange(n))
+        for j in range(n):
+            rows.append(dict(cols, method=method, source=j, speaker=spec.speakers[j],
+                             sdr=s.sdr[j], sir=s.sir[j], sar=s.sar[j], si_sdr=s.si_sdr[j],
+                             sdr_mix=base.sdr[j], si_sdr_mix=base.si_sdr[j],
+                             sdri=s.sdr[j] - base.sdr[j], si_sdri=s.si_sdr[j] - base.si_sdr[j],
+                             silent_reference=silent, count_error=method not in by_method,
+                             seconds=seconds / n))
     return rows
 
 
@@ -177,7 +156,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
     With ``auto_count``, the model's K-means uses the count estimated by the count head ``count_head`` (a path, see
-    :func:`resolve_count_head`; None: the eigenvalue rule of :mod:`spatialdc.eval.count`) in
+    :func:`~spatialdc.eval.count.resolve_count_head`; None: the eigenvalue rule of :mod:`spatialdc.eval.count`) in
     1..``max_speakers`` instead of the true one; a mixture whose count is wrong cannot be scored by BSS Eval (one
     estimate per reference), so its model rows get NaN scores and ``count_error`` = True.
 

@@ -20,35 +20,26 @@ and a re-run leaves no stale example of an earlier one.
 
 from __future__ import annotations
 
-import contextlib
-import html
 import logging
-import os
-import shlex
 import shutil
-import string
-import tempfile
-from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 
 from spatialdc.pipeline import features
-from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.metrics import bss_eval_sets
-from spatialdc.pipeline.rng import random_state_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 from .evaluate import ORACLES, spec_columns
-from .plots import METHOD_ORDER, SOURCE_COLORS, gain_ratio_db, mask_figure
-from .report import count_confusion, summarize, unscored
-from .separate import apply_masks, binary_masks, cluster_labels, embed
-from .separator import MODEL_SAMPLE_RATE, read_recording, write_stems
+from .html_page import (audio_tag, command_text, db_text, escape, fill_page, new_folder, provenance_html, safe_name,
+                        write_wav)
+from .plots import SOURCE_COLORS, gain_ratio_db, mask_figure
+from .recording import MODEL_SAMPLE_RATE, read_recording, write_stems
+from .report import count_confusion, methods_in, summarize, unscored
+from .separate import Separation, embed, load_model, separate_mixture
 
 log = logging.getLogger(__name__)
-TEMPLATE = "report_template.html"
 FIELDS = ("mixture", "sources", "magnitude", "bpd", "ds", "spec")
 NAMES = {"oracle_ds": "oracle DS", "oracle_bpd": "oracle BPD"}
 CAPTIONS = {"box": "SDRi per method (boxes: quartiles, whiskers: 1.5 IQR; silent references left out).",
@@ -56,22 +47,8 @@ CAPTIONS = {"box": "SDRi per method (boxes: quartiles, whiskers: 1.5 IQR; silent
             "npd": "NPD histogram of the first mixture's non-silent bins, coloured by dominant source (paper Fig. 2)."}
 
 
-def _e(value) -> str:
-    return html.escape(str(value))
-
-
-def _db(value: float) -> str:
-    """A dB value as the page shows it: the CSV's 4 decimals, then 2, so the page and the CSV agree exactly."""
-    return f"{float(f'{value:.4f}'):.2f}"
-
-
 def _name(method: str) -> str:
     return NAMES.get(method, f"model {method}")
-
-
-def _methods(rows: Sequence[dict]) -> list[str]:
-    present = {r["method"] for r in rows}
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
 def spread_ranks(n: int, k: int) -> list[int]:
@@ -98,7 +75,7 @@ def choose_examples(rows: Sequence[dict], count: int) -> tuple[str, list[tuple[s
     Returns:
         (the ranking method, [(mixture_id, "best" / "median" / "worst" / "rank r of n", mean SDRi in dB)] best first).
     """
-    methods = _methods(rows)
+    methods = methods_in(rows)
     by = next((m for m in methods if m.startswith("dc_")), "oracle_bpd" if "oracle_bpd" in methods else methods[0])
     values: dict[str, list[float]] = {}
     bad = {r["mixture_id"] for r in rows if unscored(r) or np.isnan(float(r["sdri"]))}
@@ -141,38 +118,41 @@ def resynthesize(mixture_ids: Sequence[str], rows: Sequence[dict], provenance: d
             where[mid] = i
     data = [shards.read(where[m], FIELDS) for m in mixture_ids]
     shards.close()
-    methods = _methods(rows)
-    label_sets = [{m: d[m.removeprefix("oracle_")] for m in ORACLES if m in methods} for d in data]
+    methods = methods_in(rows)
+    separations = [{m: _oracle(d, m) for m in ORACLES if m in methods} for d in data]
     model = next((m for m in methods if m.startswith("dc_")), None)
     with features.single_threaded():  # one thread, as in evaluate's workers (threads only contend on this work)
         if model:
-            _cluster_model(data, label_sets, model, rows, provenance)
-        for d, labels in zip(data, label_sets):
-            _match(d, labels, provenance["metric_backend"])
+            _separate_model(data, separations, model, rows, provenance)
+        for d, seps in zip(data, separations):
+            _match(d, seps, provenance["metric_backend"])
     return data
 
 
-def _cluster_model(data: list[dict], label_sets: list[dict], model: str, rows: Sequence[dict], provenance: dict):
-    from spatialdc.trainer.checkpoint import load_model
+def _oracle(d: dict, method: str) -> Separation:
+    labels = d[method.removeprefix("oracle_")]  # (F, T) of the shard's DS or BPD labels
+    return Separation(labels, features.binary_masks(labels, d["spec"].num_speakers), None)
 
-    net, state = load_model(provenance["checkpoint"])
+
+def _separate_model(data: list[dict], separations: list[dict], model: str, rows: Sequence[dict], provenance: dict):
+    loaded = load_model(provenance["checkpoint"])
     mags = np.stack([d["magnitude"] for d in data])  # (B, F, T)
     # a batch of >= 2 gives each mixture the same bits as evaluate's batches (torch's LSTM does not with one)
-    emb = embed(net, state["stats"], mags if len(data) > 1 else np.repeat(mags, 2, axis=0))  # (B, F, T, D)
+    emb = embed(loaded.net, loaded.stats, mags if len(data) > 1 else np.repeat(mags, 2, axis=0))  # (B, F, T, D)
     counts = {r["mixture_id"]: int(r["num_speakers_est"]) for r in rows if r["method"] == model}
     for k, d in enumerate(data):
         mid = d["spec"].mixture_id
-        label_sets[k][model] = cluster_labels(emb[k], features.active_bins(d["magnitude"], provenance["cluster_db"]),
-                                              counts[mid], random_state_for(provenance["seed"], mid, "kmeans"))
+        separations[k][model] = separate_mixture(emb[k], d["magnitude"], counts[mid], seed=provenance["seed"],
+                                                 key=mid, cluster_db=provenance["cluster_db"])
 
 
-def _match(d: dict, labels: dict[str, np.ndarray], backend: str) -> None:
+def _match(d: dict, separations: dict[str, Separation], backend: str) -> None:
     """Each method's stems and labels in reference order (BSS Eval's permutation), and their SDRi, into ``d``."""
-    n, mix, names = d["spec"].num_speakers, d["mixture"][0], list(labels)
-    est = np.split(apply_masks(mix, np.concatenate([binary_masks(labels[m], n) for m in names])), len(names))
+    n, mix, names = d["spec"].num_speakers, d["mixture"][0], list(separations)
+    est = np.split(features.apply_masks(mix, np.concatenate([separations[m].masks for m in names])), len(names))
     base, *scores = bss_eval_sets(d["sources"], [np.tile(mix, (n, 1))] + est, backend)
     d["stems"] = {m: e[s.perm] for m, e, s in zip(names, est, scores)}  # row j: the estimate matched to reference j
-    d["labels"] = {m: np.argsort(s.perm)[labels[m]] for m, s in zip(names, scores)}  # estimate i -> its reference
+    d["labels"] = {m: separations[m].reordered(s.perm).labels for m, s in zip(names, scores)}  # bin -> reference
     d["sdri"] = {m: s.sdr - base.sdr for m, s in zip(names, scores)}
 
 
@@ -201,21 +181,21 @@ def write_eval_report(csv_path: str | Path, rows: Sequence[dict], provenance: di
     data = resynthesize([m for m, _, _ in chosen], rows, provenance)
     sdri = {(r["mixture_id"], r["method"], int(r["source"])): r["sdri"] for r in rows}
     folder = csv_path.with_suffix(".report")
-    with _new_folder(folder) as tmp:
+    with new_folder(folder) as tmp:
         (tmp / "figures").mkdir()
         shown = []
         for fig in sorted(map(Path, figures), key=_figure_order):  # box and NPD share a row, spatial below
             shutil.copyfile(fig, tmp / "figures" / fig.name)
             caption = CAPTIONS.get(_figure_kind(fig), fig.name)
-            shown.append(f'<figure><img src="figures/{_e(fig.name)}" alt="{_e(caption)}">'
-                         f"<figcaption>{_e(caption)}</figcaption></figure>")
-        parts = [_provenance_html(_eval_provenance(provenance, csv_path)),
+            shown.append(f'<figure><img src="figures/{escape(fig.name)}" alt="{escape(caption)}">'
+                         f"<figcaption>{escape(caption)}</figcaption></figure>")
+        parts = [provenance_html(_eval_provenance(provenance, csv_path)),
                  "<h2>Summary: SDR improvement (dB)</h2>", _summary_html(rows)]
         if provenance.get("speakers") == "auto":
-            parts.append(f"<pre>{_e(count_confusion(rows))}</pre>")
+            parts.append(f"<pre>{escape(count_confusion(rows))}</pre>")
         parts += ["<h2>Figures</h2>", f'<div class="figures">{"".join(shown)}</div>' if shown else
                   '<p class="note">No figures (dceval --no-plots).</p>', "<h2>Examples</h2>",
-                  f'<p class="lead">{len(chosen)} mixtures ranked by the mean SDRi of {_e(_name(by))} over their '
+                  f'<p class="lead">{len(chosen)} mixtures ranked by the mean SDRi of {escape(_name(by))} over their '
                   f"sources: the best, the median, the worst, and ranks spread evenly between. Each row of a table is "
                   f"one reference source; in it, each method's stem that BSS Eval matched to that source, with its "
                   f"SDRi (dB, as in the CSV); angles are directions of arrival from the mic axis, gains the sources' "
@@ -227,46 +207,46 @@ def write_eval_report(csv_path: str | Path, rows: Sequence[dict], provenance: di
                 if not np.allclose(rescored, stored, atol=5e-3, equal_nan=True):
                     log.warning("%s %s: re-separated stems score %s dB, the CSV %s dB", mid, m, rescored, stored)
             parts.append(_example_html(d, f"{label}: {mid}", mean, by, sdri, tmp))
-        page = _page(f"Separation report: {csv_path.name}", "Separation report", "\n".join(parts))
+        page = fill_page(f"Separation report: {csv_path.name}", "Separation report", "\n".join(parts))
         (tmp / "report.html").write_text(page, encoding="utf-8")
     return folder / "report.html"
 
 
 def _example_html(d: dict, heading: str, mean: float, by: str, sdri: dict, folder: Path) -> str:
     spec, refs, mix = d["spec"], d["sources"], d["mixture"][0]
-    sub = folder / _safe(spec.mixture_id)
+    sub = folder / safe_name(spec.mixture_id)
     sub.mkdir()
     order = [m for m in d["stems"] if m.startswith("dc_")] + [m for m in ("oracle_bpd", "oracle_ds")
                                                               if m in d["stems"]]
     peak = max(np.abs(mix).max(), np.abs(refs).max(), *(np.abs(s).max() for s in d["stems"].values()))
     scale = min(1.0, 0.99 / max(float(peak), 1e-9))  # one factor for all audio of the example: levels compare
-    _wav(sub / "mixture.wav", mix, scale)
+    write_wav(sub / "mixture.wav", mix, scale)
     legend = [f"source {j + 1} ({g}, {a:.0f}°)" for j, (g, a) in enumerate(zip(spec.genders, spec.angles_deg))]
     mask_figure(d["magnitude"], [("mixture (mic 1)", None)] + [(_name(m), d["labels"][m]) for m in order],
                 sub / "masks.png", legend)
     head = ["source", "speaker", "gender", "angle (°)", "gain", "reference"] + [_name(m) for m in order]
     body = []
     for j in range(spec.num_speakers):
-        _wav(sub / f"reference{j + 1}.wav", refs[j], scale)
+        write_wav(sub / f"reference{j + 1}.wav", refs[j], scale)
         cells = [f'<span class="swatch" style="background:{SOURCE_COLORS[j % len(SOURCE_COLORS)]}"></span>'
-                 f"source {j + 1}", _e(spec.speakers[j]), _e(spec.genders[j]), f"{spec.angles_deg[j]:.1f}",
-                 f"{spec.gains[j]:.3f}", _audio(f"{sub.name}/reference{j + 1}.wav")]
+                 f"source {j + 1}", escape(spec.speakers[j]), escape(spec.genders[j]), f"{spec.angles_deg[j]:.1f}",
+                 f"{spec.gains[j]:.3f}", audio_tag(f"{sub.name}/reference{j + 1}.wav")]
         for m in order:
-            _wav(sub / f"{m}_{j + 1}.wav", d["stems"][m][j], scale)
-            cells.append(_audio(f"{sub.name}/{m}_{j + 1}.wav") + f'<div class="sdri-line">SDRi <span class="sdri" '
-                         f'data-mixture="{_e(spec.mixture_id)}" data-method="{_e(m)}" data-source="{j}">'
-                         f"{_db(sdri[(spec.mixture_id, m, j)])}</span> dB</div>")
+            write_wav(sub / f"{m}_{j + 1}.wav", d["stems"][m][j], scale)
+            cells.append(audio_tag(f"{sub.name}/{m}_{j + 1}.wav") + f'<div class="sdri-line">SDRi <span class="sdri" '
+                         f'data-mixture="{escape(spec.mixture_id)}" data-method="{escape(m)}" data-source="{j}">'
+                         f"{db_text(sdri[(spec.mixture_id, m, j)])}</span> dB</div>")
         body.append("<tr>" + "".join(f'<td{" class=num" if 3 <= i <= 4 else ""}>{c}</td>'
                                      for i, c in enumerate(cells)) + "</tr>")
     level = "" if scale == 1.0 else f"; all its audio scaled by {20 * np.log10(scale):.1f} dB to fit 16 bits"
     gap = spec_columns(spec)["min_angle_gap_deg"]
-    return (f"<article><h3>{_e(heading)}</h3><p class=\"meta\">mean SDRi of {_e(_name(by))}: {_db(mean)} dB; "
-            f"dataset {_e(spec.dataset)}, {spec.num_speakers} speakers, {spec.num_samples / spec.sample_rate:.2f} s, "
+    return (f"<article><h3>{escape(heading)}</h3><p class=\"meta\">mean SDRi of {escape(_name(by))}: {db_text(mean)} dB; "
+            f"dataset {escape(spec.dataset)}, {spec.num_speakers} speakers, {spec.num_samples / spec.sample_rate:.2f} s, "
             f"smallest angle gap {gap:.1f}°, gain ratio {gain_ratio_db(spec.gains):.1f} dB, "
-            f"{_e(spec.room)} room{_e(level)}</p>"
-            f'<div class="mix"><b>mixture (mic 1)</b>{_audio(f"{sub.name}/mixture.wav")}</div>'
-            f"<table><tr>{''.join(f'<th>{_e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>"
-            f'<img class="masks" src="{_e(sub.name)}/masks.png" alt="spectrogram and masks of {_e(spec.mixture_id)}">'
+            f"{escape(spec.room)} room{escape(level)}</p>"
+            f'<div class="mix"><b>mixture (mic 1)</b>{audio_tag(f"{sub.name}/mixture.wav")}</div>'
+            f"<table><tr>{''.join(f'<th>{escape(h)}</th>' for h in head)}</tr>{''.join(body)}</table>"
+            f'<img class="masks" src="{escape(sub.name)}/masks.png" alt="spectrogram and masks of {escape(spec.mixture_id)}">'
             f"</article>")
 
 
@@ -292,31 +272,31 @@ def write_separation_report(separator, recording: str | Path, out_dir: str | Pat
     stems, details = separator.separate_detailed(x, MODEL_SAMPLE_RATE, num_speakers)
     paths = write_stems(stems, out_dir, name, overwrite)
     n = stems.shape[0]
-    with _new_folder(folder) as tmp:
-        _wav(tmp / "input.wav", x, min(1.0, 0.99 / max(float(np.abs(x).max()), 1e-9)))
+    with new_folder(folder) as tmp:
+        write_wav(tmp / "input.wav", x, min(1.0, 0.99 / max(float(np.abs(x).max()), 1e-9)))
         magnitude = np.abs(features.stft(x))  # (F, T)
         masks = [(f"mask of stem {k + 1}", details.labels == k) for k in range(n)]
         mask_figure(magnitude, [("input (mic 1)", None)] + masks, tmp / "masks.png", columns=1)
         active = features.active_bins(magnitude)
         shares = [float((details.labels[active] == k).mean()) for k in range(n)]
         rows = "".join(f'<tr><td><span class="swatch" style="background:{SOURCE_COLORS[k % len(SOURCE_COLORS)]}">'
-                       f"</span>stem {k + 1}</td><td>{_audio('../' + p.name)}</td><td>{_e(p.name)}</td>"
+                       f"</span>stem {k + 1}</td><td>{audio_tag('../' + p.name)}</td><td>{escape(p.name)}</td>"
                        f'<td class="num">{100 * shares[k]:.1f} %</td></tr>' for k, p in enumerate(paths))
         how = (f"<h2>Speakers: {n} (given)</h2>" if details.count_method == "given" else
-               f"<h2>Speakers: {n}, estimated by the {_e(details.count_method)}</h2>"
-               f'<p class="lead">{_e(details.count_evidence)}</p>')
+               f"<h2>Speakers: {n}, estimated by the {escape(details.count_method)}</h2>"
+               f'<p class="lead">{escape(details.count_evidence)}</p>')
         prov = [("model", separator.name),
                 ("recording", f"{recording} ({rate} Hz, {x.size / MODEL_SAMPLE_RATE:.2f} s)"),
-                ("command", _command(command)),
+                ("command", command_text(command)),
                 ("options", f"cluster_db {separator.cluster_db} dB, chunks of {separator.chunk_s} s overlapping by "
                             f"{separator.overlap_s} s, K-means seed {separator.seed}")]
-        body = (f"{_provenance_html(prov)}{how}"
-                f'<div class="mix"><b>input (mic 1, 16 kHz)</b>{_audio("input.wav")}</div>'
+        body = (f"{provenance_html(prov)}{how}"
+                f'<div class="mix"><b>input (mic 1, 16 kHz)</b>{audio_tag("input.wav")}</div>'
                 f"<table><tr><th>stem</th><th>listen</th><th>file</th><th>share of the non-silent bins</th></tr>"
                 f'{rows}</table><h2>Masks</h2><p class="lead">Each stem is the input through a binary mask: the bins '
                 f"K-means put in its cluster of the network's embeddings (drawn in its colour, as bright as they are "
                 f"loud).</p><img class=\"masks\" src=\"masks.png\" alt=\"spectrogram and masks\">")
-        (tmp / "report.html").write_text(_page(f"Separation of {name}", f"Separation of {name}", body), "utf-8")
+        (tmp / "report.html").write_text(fill_page(f"Separation of {name}", f"Separation of {name}", body), "utf-8")
     return paths, folder / "report.html"
 
 
@@ -329,30 +309,21 @@ def _figure_order(path: Path) -> int:
     return kinds.index(_figure_kind(path)) if _figure_kind(path) in kinds else len(kinds)
 
 
-def _command(argv: Sequence[str]) -> str:
-    """A command line as a person would type it: the program's name without its folder."""
-    return shlex.join(command_line(argv))
-
-
 def _eval_provenance(p: dict, csv_path: Path) -> list[tuple[str, str]]:
     speakers = p.get("speakers", "oracle") + (f" ({p['count_estimator']})" if p.get("count_estimator") else "")
     return [("checkpoint", p.get("checkpoint") or "none: the oracle masks only"),
-            ("shards", " ".join(p.get("shards", []))), ("command", _command(p.get("command") or [])),
+            ("shards", " ".join(p.get("shards", []))), ("command", command_text(p.get("command") or [])),
             ("CSV", str(csv_path)), ("speakers", speakers), ("metric backend", p.get("metric_backend", "")),
             ("K-means", f"seed {p.get('seed')}, centres fitted within {p.get('cluster_db')} dB of the loudest bin"),
             ("versions", ", ".join(f"{k} {v}" for k, v in sorted(p.get("versions", {}).items())))]
 
 
-def _provenance_html(items: Sequence[tuple[str, str]]) -> str:
-    return '<dl class="prov">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
-
-
 def _summary_html(rows: Sequence[dict]) -> str:
     head = ["dataset", "method", "mixtures", "SDRi mean ± CI95", "SDRi median", "SI-SDRi mean", "SDR mean",
             "SIR mean", "SAR mean"]
-    lines = [f"<tr>{''.join(f'<th>{_e(h)}</th>' for h in head)}</tr>"]
+    lines = [f"<tr>{''.join(f'<th>{escape(h)}</th>' for h in head)}</tr>"]
     for e in summarize(rows):
-        cells = [_e(e["dataset"]), _e(e["method"]), str(e["mixtures"]),
+        cells = [escape(e["dataset"]), escape(e["method"]), str(e["mixtures"]),
                  f"{e['sdri_mean']:.2f} ± {e['sdri_ci95']:.2f}"] + [f"{e[k]:.2f}" for k in (
                      "sdri_median", "si_sdri_mean", "sdr_mean", "sir_mean", "sar_mean")]
         lines.append("<tr>" + "".join(f'<td{" class=num" if i >= 2 else ""}>{c}</td>' for i, c in enumerate(cells))
@@ -360,38 +331,3 @@ def _summary_html(rows: Sequence[dict]) -> str:
     return f"<table>{''.join(lines)}</table>"
 
 
-def _audio(src: str) -> str:
-    return f'<audio controls preload="metadata" src="{_e(src)}"></audio>'
-
-
-def _page(title: str, heading: str, body: str) -> str:
-    template = string.Template(resources.files("spatialdc.eval").joinpath(TEMPLATE).read_text(encoding="utf-8"))
-    return template.substitute(title=_e(title), heading=_e(heading), body=body)
-
-
-def _wav(path: Path, x: np.ndarray, scale: float) -> None:
-    sf.write(str(path), np.asarray(x, dtype=np.float64) * scale, MODEL_SAMPLE_RATE, subtype="PCM_16", format="WAV")
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
-@contextlib.contextmanager
-def _new_folder(final: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``final``; on success it replaces ``final``, on error it is deleted."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -9,11 +9,12 @@ from typing import Sequence
 
 import numpy as np
 
+from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import atomic_path
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 
-from .report import unscored
+from .report import methods_in, unscored
 
-METHOD_ORDER = ("oracle_ds", "oracle_bpd", "dc_ds", "dc_bpd", "dc_rpd")
 
 
 def _pyplot():
@@ -40,11 +41,6 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def _methods(rows: Sequence[dict]) -> list[str]:
-    present = {r["method"] for r in rows}
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
-
-
 def _scored(rows: Sequence[dict]) -> list[dict]:
     return [r for r in rows if not unscored(r)]
 
@@ -53,13 +49,13 @@ def sdri_boxplot(rows: Sequence[dict], path: str | Path, metric: str = "sdri") -
     """Box plot of ``metric`` (dB) per method, one box group per dataset (sources with a silent reference left out).
 
     Args:
-        rows: report rows (from :func:`eval.evaluate.evaluate` or read back from the CSV).
+        rows: report rows (from :func:`spatialdc.eval.evaluate.evaluate` or read back from the CSV).
         path: PNG to write (atomically).
     """
     plt = _pyplot()
     rows = _scored(rows)
     datasets = sorted({r["dataset"] for r in rows})
-    methods = _methods(rows)
+    methods = methods_in(rows)
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods) * len(datasets), 4))
     data, labels, positions = [], [], []
     for di, d in enumerate(datasets):
@@ -97,7 +93,7 @@ def sdri_vs_spec(rows: Sequence[dict], path: str | Path, metric: str = "sdri", b
     line per method (binned means over equal-count bins, dots for the mixtures of the first method)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for method in _methods(rows):
+    for method in methods_in(rows):
         per = list(_per_mixture(rows, method, metric).values())
         if not per:
             continue
@@ -107,7 +103,7 @@ def sdri_vs_spec(rows: Sequence[dict], path: str | Path, metric: str = "sdri", b
             order = np.argsort(x)
             groups = np.array_split(order, min(bins, len(order)))
             ax.plot([x[g].mean() for g in groups], [y[g].mean() for g in groups], marker="o", label=method)
-            if method == _methods(rows)[0]:
+            if method == methods_in(rows)[0]:
                 ax.scatter(x, y, s=4, alpha=0.15, color="grey")
     axes[0].set_xlabel("smallest angle between sources (degrees)")
     axes[1].set_xlabel("gain ratio, loudest / quietest source (dB)")
@@ -169,35 +165,21 @@ def mask_figure(magnitude: np.ndarray, panels: Sequence[tuple[str, np.ndarray | 
     Raises:
         ValueError: a panel's labels are not of the magnitude's (F, T) shape.
     """
-    plt = _pyplot()
     f, t = magnitude.shape
+    for name, labels in panels:
+        if labels is not None and labels.shape != (f, t):
+            raise ValueError(f"panel {name!r}: labels of shape {labels.shape}, the spectrogram is {(f, t)}")
     step = -(-t // MAX_COLUMNS)  # decimate long recordings in time (every step-th frame)
     level = _level(magnitude, range_db)[:, ::step]  # (F, T')
     columns = columns or len(panels)
-    rows = -(-len(panels) // columns)
-    # a fixed layout in inches (tight_layout and a tight bounding box took most of the time of this figure)
-    left, right, top, gap, vgap = 0.65, 0.45 if columns > 1 else 0.75, 0.3, 0.8, 0.75
-    bottom = 0.5 + (0.3 if legend else 0)
-    width = 13.0 if columns > 1 else min(13.0, 3.0 + t * hop / sample_rate * 1.6)
-    panel_w, panel_h = (width - left - right - (columns - 1) * gap) / columns, 2.2 if columns > 1 else 1.5
-    height = top + bottom + rows * panel_h + (rows - 1) * vgap
-    fig = plt.figure(figsize=(width, height))
+    fig, axes, panel_w = _panel_grid(len(panels), columns, t * hop / sample_rate, bool(legend))
     extent = (0, t * hop / sample_rate, 0, sample_rate / 2000)
     colors = np.array([_rgb(c) for c in SOURCE_COLORS])  # (K, 3)
     mask_no = 0
-    for i, (name, labels) in enumerate(panels):
-        r, c = divmod(i, columns)
-        ax = fig.add_axes(((left + c * (panel_w + gap)) / width,
-                           (height - top - (r + 1) * panel_h - r * vgap) / height, panel_w / width, panel_h / height))
+    for i, (ax, (name, labels)) in enumerate(zip(axes, panels)):
         if labels is None:
-            im = ax.imshow(level * range_db - range_db, origin="lower", aspect="auto", extent=extent, cmap="magma",
-                           vmin=-range_db, vmax=0, interpolation="nearest")
-            bar = fig.colorbar(im, cax=ax.inset_axes((1.01, 0.0, 0.08 / panel_w, 1.0)))
-            bar.set_label("dB", fontsize=8, labelpad=0)  # outside the panel: it keeps the others' width
-            bar.ax.tick_params(labelsize=7)
+            _spectrogram_panel(fig, ax, level, extent, range_db, panel_w)
         else:
-            if labels.shape != (f, t):
-                raise ValueError(f"panel {name!r}: labels of shape {labels.shape}, the spectrogram is {(f, t)}")
             lab = labels[:, ::step]
             if lab.dtype == bool:
                 rgb = np.where(lab[..., None], colors[mask_no % len(colors)], 0.0)
@@ -208,7 +190,7 @@ def mask_figure(magnitude: np.ndarray, panels: Sequence[tuple[str, np.ndarray | 
                       interpolation="nearest")  # brightness: the bin's level (gamma 0.6 lifts the quiet ones)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("time (s)", labelpad=1)
-        if c == 0:
+        if i % columns == 0:
             ax.set_ylabel("frequency (kHz)")
         else:
             ax.tick_params(labelleft=False)
@@ -223,6 +205,36 @@ def mask_figure(magnitude: np.ndarray, panels: Sequence[tuple[str, np.ndarray | 
     return _save(fig, path, tight=False)
 
 
+def _panel_grid(count: int, columns: int, seconds: float, legend: bool) -> tuple:
+    """A figure with ``count`` panels, ``columns`` per row, in a fixed layout in inches (tight_layout and a tight
+    bounding box took most of the time of this figure); one column of a recording ``seconds`` long is as wide as
+    it is long. Returns (figure, axes in reading order, a panel's width in inches)."""
+    plt = _pyplot()
+    rows = -(-count // columns)
+    left, right, top, gap, vgap = 0.65, 0.45 if columns > 1 else 0.75, 0.3, 0.8, 0.75
+    bottom = 0.5 + (0.3 if legend else 0)
+    width = 13.0 if columns > 1 else min(13.0, 3.0 + seconds * 1.6)
+    panel_w, panel_h = (width - left - right - (columns - 1) * gap) / columns, 2.2 if columns > 1 else 1.5
+    height = top + bottom + rows * panel_h + (rows - 1) * vgap
+    fig = plt.figure(figsize=(width, height))
+    axes = []
+    for i in range(count):
+        r, c = divmod(i, columns)
+        ax = fig.add_axes(((left + c * (panel_w + gap)) / width,
+                           (height - top - (r + 1) * panel_h - r * vgap) / height, panel_w / width, panel_h / height))
+        axes.append(ax)
+    return fig, axes, panel_w
+
+
+def _spectrogram_panel(fig, ax, level: np.ndarray, extent: tuple, range_db: float, panel_w: float) -> None:
+    """The spectrogram, ``level`` (F, T') in [0, 1], drawn in dB under the loudest bin, with its colour bar."""
+    im = ax.imshow(level * range_db - range_db, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                   vmin=-range_db, vmax=0, interpolation="nearest")
+    bar = fig.colorbar(im, cax=ax.inset_axes((1.01, 0.0, 0.08 / panel_w, 1.0)))
+    bar.set_label("dB", fontsize=8, labelpad=0)  # outside the panel: it keeps the others' width
+    bar.ax.tick_params(labelsize=7)
+
+
 def _rgb(color: str) -> tuple[float, float, float]:
     """A colour name or hex string as (r, g, b) in [0, 1]."""
     from matplotlib.colors import to_rgb
@@ -230,47 +242,17 @@ def _rgb(color: str) -> tuple[float, float, float]:
     return to_rgb(color)
 
 
-def paper_table(rows: Sequence[dict], metric: str = "sdri") -> list[dict]:
-    """Mean ``metric`` in the paper's layout (Tzinis et al. 2019, Tables 1-2): one row per (speakers, method),
-    columns f, fm, m and all (pooled over the sources of the three), from the datasets present."""
-    out = []
-    rows = _scored(rows)
-    for n in sorted({int(r["num_speakers"]) for r in rows}):
-        for method in _methods(rows):
-            entry = {"speakers": n, "method": method}
-            pooled = []
-            for g in ("f", "fm", "m"):
-                v = [float(r[metric]) for r in rows if int(r["num_speakers"]) == n and r["method"] == method
-                     and str(r["dataset"]).rstrip("0123456789") == g]
-                entry[g] = float(np.mean(v)) if v else float("nan")
-                pooled += v
-            entry["all"] = float(np.mean(pooled)) if pooled else float("nan")
-            if pooled:
-                out.append(entry)
+def report_figures(rows: Sequence[dict], shard_patterns: Sequence[str], report: str | Path) -> list[Path]:
+    """``dceval``'s figures beside its CSV ``report``: ``<report>.box.png`` (:func:`sdri_boxplot`),
+    ``<report>.spatial.png`` (:func:`sdri_vs_spec`) and ``<report>.npd.png`` (:func:`npd_histogram` of the first
+    mixture of the shards). Returns their paths."""
+    stem = Path(report).with_suffix("")
+    out = [sdri_boxplot(rows, f"{stem}.box.png"), sdri_vs_spec(rows, f"{stem}.spatial.png")]
+    shards = ShardSet(expand_shards(shard_patterns))
+    ex = shards.read(0, ("magnitude", "npd", "ds", "spec"))
+    spec = ex["spec"]
+    out.append(npd_histogram(ex["npd"], features.active_bins(ex["magnitude"]), ex["ds"],
+                             spec.max_delay_samples, f"{stem}.npd.png",
+                             f"NPD of {spec.mixture_id}, colored by dominant source"))
+    shards.close()
     return out
-
-
-def paper_table_markdown(table: Sequence[dict], paper: dict | None = None) -> str:
-    """:func:`paper_table` as Markdown; ``paper`` maps (speakers, method) -> {column: value} shown in brackets."""
-    lines = ["| speakers | method | f | fm | m | all |", "|---|---|---|---|---|---|"]
-    for e in table:
-        ref = (paper or {}).get((e["speakers"], e["method"]), {})
-        cells = [("–" if np.isnan(e[c]) else f"{e[c]:.2f}") + (f" ({ref[c]:.2f})" if c in ref else "")
-                 for c in ("f", "fm", "m", "all")]
-        lines.append(f"| {e['speakers']} | {e['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# Tzinis et al. 2019, Table 1 (2 speakers) and Table 2 (3 speakers): mean SDRi (dB) on TIMIT mixtures.
-PAPER_SDRI = {
-    (2, "dc_rpd"): {"f": 4.85, "fm": 9.43, "m": 3.51, "all": 6.80},
-    (2, "dc_bpd"): {"f": 7.17, "fm": 9.99, "m": 4.97, "all": 8.03},
-    (2, "dc_ds"): {"f": 7.57, "fm": 10.15, "m": 5.16, "all": 8.26},
-    (2, "oracle_bpd"): {"f": 13.65, "fm": 12.88, "m": 11.82, "all": 12.81},
-    (2, "oracle_ds"): {"f": 14.02, "fm": 13.19, "m": 12.14, "all": 13.14},
-    (3, "dc_rpd"): {"f": 1.04, "fm": 2.77, "m": 0.27, "all": 1.71},
-    (3, "dc_bpd"): {"f": 1.75, "fm": 2.75, "m": 1.39, "all": 2.16},
-    (3, "dc_ds"): {"f": 1.66, "fm": 2.67, "m": 1.44, "all": 2.11},
-    (3, "oracle_bpd"): {"f": 10.23, "fm": 9.76, "m": 8.83, "all": 9.64},
-    (3, "oracle_ds"): {"f": 13.88, "fm": 13.44, "m": 12.41, "all": 13.29},
-}

@@ -13,6 +13,7 @@ import numpy as np
 from spatialdc.pipeline.atomic import write_text_atomic
 
 METRICS = ("sdri", "si_sdri", "sdr", "sir", "sar")
+METHOD_ORDER = ("oracle_ds", "oracle_bpd", "dc_ds", "dc_bpd", "dc_rpd")  # how tables, figures and pages list methods
 
 
 def write_csv(path: str | Path, rows: Sequence[dict], provenance: dict | None = None) -> None:
@@ -50,6 +51,12 @@ def _true(v) -> bool:
 def unscored(row: dict) -> bool:
     """A row without scores: a silent reference, or a miscounted mixture (``dceval --speakers auto``)."""
     return _true(row.get("silent_reference")) or _true(row.get("count_error"))
+
+
+def methods_in(rows: Sequence[dict]) -> list[str]:
+    """The methods of the rows, in :data:`METHOD_ORDER` (others after them, sorted)."""
+    present = {r["method"] for r in rows}
+    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
 def count_confusion(rows: Sequence[dict]) -> str:
@@ -96,3 +103,66 @@ def markdown_table(summary: Sequence[dict], by: Sequence[str] = ("dataset", "met
                                            f"{e['sdr_mean']:.2f}", f"{e['sir_mean']:.2f}", f"{e['sar_mean']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_summary(path: str | Path, rows: Sequence[dict], count_estimator: str | None = None) -> dict[str, str]:
+    """``dceval``'s Markdown summary (atomically): SDRi per dataset and method, the paper's layout beside Tzinis et
+    al. 2019's numbers and, with ``count_estimator`` (``--speakers auto``), the speaker-count confusion.
+
+    Returns:
+        the sections as Markdown: ``{"table", "paper"}``, and ``"confusion"`` with ``count_estimator``.
+    """
+    sections = {"table": markdown_table(summarize(rows)), "paper": paper_table_markdown(paper_table(rows), PAPER_SDRI)}
+    text = (f"# SDR improvement (dB)\n\n{sections['table']}\n## Paper layout: mean SDRi (dB), Tzinis et al. 2019 "
+            f"Tables 1-2 in brackets\n\n{sections['paper']}")
+    if count_estimator:
+        sections["confusion"] = count_confusion(rows)
+        text += f"\n## Speaker count (--speakers auto: {count_estimator})\n\n{sections['confusion']}"
+    write_text_atomic(path, text)
+    return sections
+
+
+def paper_table(rows: Sequence[dict], metric: str = "sdri") -> list[dict]:
+    """Mean ``metric`` in the paper's layout (Tzinis et al. 2019, Tables 1-2): one row per (speakers, method),
+    columns f, fm, m and all (pooled over the sources of the three), from the datasets present."""
+    out = []
+    rows = [r for r in rows if not unscored(r)]
+    for n in sorted({int(r["num_speakers"]) for r in rows}):
+        for method in methods_in(rows):
+            entry = {"speakers": n, "method": method}
+            pooled = []
+            for g in ("f", "fm", "m"):
+                v = [float(r[metric]) for r in rows if int(r["num_speakers"]) == n and r["method"] == method
+                     and str(r["dataset"]).rstrip("0123456789") == g]
+                entry[g] = float(np.mean(v)) if v else float("nan")
+                pooled += v
+            entry["all"] = float(np.mean(pooled)) if pooled else float("nan")
+            if pooled:
+                out.append(entry)
+    return out
+
+
+def paper_table_markdown(table: Sequence[dict], paper: dict | None = None) -> str:
+    """:func:`paper_table` as Markdown; ``paper`` maps (speakers, method) -> {column: value} shown in brackets."""
+    lines = ["| speakers | method | f | fm | m | all |", "|---|---|---|---|---|---|"]
+    for e in table:
+        ref = (paper or {}).get((e["speakers"], e["method"]), {})
+        cells = [("–" if np.isnan(e[c]) else f"{e[c]:.2f}") + (f" ({ref[c]:.2f})" if c in ref else "")
+                 for c in ("f", "fm", "m", "all")]
+        lines.append(f"| {e['speakers']} | {e['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# Tzinis et al. 2019, Table 1 (2 speakers) and Table 2 (3 speakers): mean SDRi (dB) on TIMIT mixtures.
+PAPER_SDRI = {
+    (2, "dc_rpd"): {"f": 4.85, "fm": 9.43, "m": 3.51, "all": 6.80},
+    (2, "dc_bpd"): {"f": 7.17, "fm": 9.99, "m": 4.97, "all": 8.03},
+    (2, "dc_ds"): {"f": 7.57, "fm": 10.15, "m": 5.16, "all": 8.26},
+    (2, "oracle_bpd"): {"f": 13.65, "fm": 12.88, "m": 11.82, "all": 12.81},
+    (2, "oracle_ds"): {"f": 14.02, "fm": 13.19, "m": 12.14, "all": 13.14},
+    (3, "dc_rpd"): {"f": 1.04, "fm": 2.77, "m": 0.27, "all": 1.71},
+    (3, "dc_bpd"): {"f": 1.75, "fm": 2.75, "m": 1.39, "all": 2.16},
+    (3, "dc_ds"): {"f": 1.66, "fm": 2.67, "m": 1.44, "all": 2.11},
+    (3, "oracle_bpd"): {"f": 10.23, "fm": 9.76, "m": 8.83, "all": 9.64},
+    (3, "oracle_ds"): {"f": 13.88, "fm": 13.44, "m": 12.41, "all": 13.29},
+}

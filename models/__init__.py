@@ -7,6 +7,9 @@ statistics, config, provenance and its card, no optimizer state), and ``NAME.md`
     dcsep talk.wav                      # the default model, DEFAULT_MODEL
     dcsep talk.wav --model f2-bpd
     dceval --checkpoint models/fm2-bpd.pt --shards 'data/fm2/test-*.h5'
+    python -m spatialdc.eval.ship runs/x/best.pt --name NAME ...   # ship a trained model (writes NAME.pt, NAME.md)
+
+A data package: it imports nothing of spatialdc (the tools import it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import contextlib
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
+
+import torch
 
 # pyproject.toml maps the folder models/ to spatialdc.models; nothing installs a bare "models"
 if __name__ != "spatialdc.models":
@@ -49,16 +54,15 @@ def model_path(name: str | None = None) -> Iterator[Path]:
 
 
 def card(name: str) -> dict:
-    """The card stored in shipped model ``name`` (see :func:`spatialdc.models.ship.make_card`).
+    """The card stored in shipped model ``name`` (written by ``python -m spatialdc.eval.ship``,
+    :func:`spatialdc.eval.ship.make_card`).
 
     Raises:
         ValueError: no such model, or a model without a card.
     """
-    from spatialdc.trainer.checkpoint import load_checkpoint
-
     with model_path(name) as path:
-        state = load_checkpoint(path)
-    if not state.get("card"):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or not state.get("card"):
         raise ValueError(f"shipped model {name} has no card")
     return state["card"]
 

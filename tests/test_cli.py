@@ -2,7 +2,7 @@ import csv
 
 from click.testing import CliRunner
 
-from spatialdc.eval.cli import main as dceval
+from spatialdc.eval.dceval import main as dceval
 from spatialdc.pipeline.cli import main as dcgen
 from spatialdc.trainer.cli import main as dctrain
 

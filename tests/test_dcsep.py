@@ -83,7 +83,7 @@ def test_count_from_ideal_embeddings():
 def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(checkpoint, small_dataset, tmp_path):
     import csv
 
-    from spatialdc.eval.cli import main as dceval
+    from spatialdc.eval.dceval import main as dceval
     from spatialdc.eval.report import summarize
 
     report = tmp_path / "auto.csv"
@@ -105,11 +105,12 @@ def test_dceval_speakers_auto_reports_counts_and_keeps_miscounted_rows_out(check
 
 def test_stems_scale_with_the_recording_level(checkpoint, long_recording):
     """The network sees every recording at its training level, so a 20 dB quieter copy gives the same masks."""
-    from spatialdc.eval.separator import level_gain, separate_recording
+    from spatialdc.eval.recording import level_gain
+    from spatialdc.eval.separator import separate_recording
     from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
-    model, _ = model_from_checkpoint(state)
+    model = model_from_checkpoint(state)
     _, mix = long_recording
     x = mix[: 6 * 16000]
     loud, _ = separate_recording(x, model, state["stats"], 2)
@@ -161,8 +162,8 @@ def test_dccount_fits_a_head_that_dceval_and_dcsep_use(checkpoint, small_dataset
     import csv
     import json
 
-    from spatialdc.eval.cli import main as dceval
-    from spatialdc.eval.count_cli import main as dccount
+    from spatialdc.eval.dceval import main as dceval
+    from spatialdc.eval.dccount import main as dccount
 
     head = tmp_path / "head.json"
     r = CliRunner().invoke(dccount, ["--checkpoint", str(checkpoint), "--train", str(small_dataset / "train-*.h5"),

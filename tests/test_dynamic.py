@@ -35,7 +35,7 @@ def test_a_mixture_drawn_on_the_fly_equals_dcgen_render_of_its_spec(template_dat
     data = DynamicMixingDataset(mixing_template(shards), [small_corpus], len(shards), "bpd", input_stats(shards),
                                 seed=3)
     data.set_epoch(1)
-    fresh = data._read(2)
+    fresh = data._read(2, 1)
     spec = data.spec(1, 2)
     assert spec.index == 1 * len(shards) + 2
     assert spec.utterance_ids != shards.read(2, ("spec",))["spec"].utterance_ids or spec.offsets != \

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from spatialdc.eval.cli import main as dceval
+from spatialdc.eval.dceval import main as dceval
 from spatialdc.eval.dcsep import main as dcsep
 from spatialdc.eval.separator import Separator
 from spatialdc.trainer.checkpoint import inference_state, save_checkpoint
@@ -138,7 +138,7 @@ def test_an_inference_checkpoint_of_the_200_unit_model_is_small_and_has_no_optim
 
 
 def test_ship_writes_a_slim_model_with_a_card_from_dceval_reports(checkpoint, small_dataset, tmp_path):
-    from spatialdc.models.ship import ship
+    from spatialdc.eval.ship import ship
     from spatialdc.trainer.checkpoint import load_checkpoint
 
     report = tmp_path / "t.csv"

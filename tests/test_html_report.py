@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 from threadpoolctl import threadpool_limits
 
-from spatialdc.eval.cli import main as dceval
+from spatialdc.eval.dceval import main as dceval
 from spatialdc.eval.dcsep import main as dcsep
 from spatialdc.eval.html_report import spread_ranks
 from spatialdc.pipeline.metrics import bss_eval_sets

@@ -100,7 +100,6 @@ def test_no_module_import_cycle_anywhere(graph):
     assert not cycles(graph)
 
 
-@pytest.mark.xfail(strict=False, reason="eval/models cycle removed on branch r2")
 def test_the_packages_import_one_another_without_a_cycle(graph):
     assert not cycles(package_edges(graph))
 

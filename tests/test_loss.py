@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from spatialdc.trainer.loss import affinity_loss, fused_affinity_loss, one_hot_targets
+from spatialdc.trainer.precision import dense_autocast
 
 
 def naive_loss(v, y, w):
@@ -93,5 +94,6 @@ def test_fused_loss_equals_the_reference_on_real_mixtures(small_dataset):
     assert torch.allclose(fused, ref, rtol=1e-5)
     assert torch.allclose(z2.grad, z1.grad, rtol=1e-4, atol=1e-5 * float(z1.grad.abs().max()))
     # the bf16 output layer (emulated on CPUs without bf16): the same loss to bf16's ~3 significant digits
-    bf16 = fused_affinity_loss(model(x, normalize=False, dense_bf16=True).reshape(4, -1, 20), y, w)
+    with dense_autocast(model, True):
+        bf16 = fused_affinity_loss(model(x, normalize=False).reshape(4, -1, 20), y, w)
     assert torch.allclose(bf16, ref, rtol=2e-2)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spatialdc.pipeline.metrics import bss_eval, bss_eval_sets, mixture_scores, si_sdr
-from spatialdc.eval.separate import apply_masks, binary_masks
+from spatialdc.pipeline.features import apply_masks, binary_masks
 from spatialdc.pipeline import features
 
 

@@ -34,3 +34,11 @@ def test_no_source_file_uses_the_old_top_level_imports():
             for match in OLD_IMPORT.finditer(path.read_text()):
                 offenders.append(f"{path.relative_to(ROOT)}: {match.group(0).strip()}")
     assert not offenders, offenders
+
+
+def test_the_models_data_package_imports_nothing_of_spatialdc(tmp_path):
+    code = ("import sys, spatialdc.models as m; m.card(m.DEFAULT_MODEL); "
+            "print(sorted(k for k in sys.modules if k.startswith('spatialdc.') and k != 'spatialdc.models'))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+

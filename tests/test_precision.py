@@ -71,3 +71,31 @@ def test_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, small_dataset, t
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     assert precision.resolve("auto") == precision.StepMode(fused=True, dense_bf16=True)
     assert precision.resolve("auto").name == "bf16-dense+fused-loss"
+
+
+def test_dense_autocast_puts_only_the_dense_layer_in_bf16_and_leaves_no_hook():
+    """The caller's precision: dense_autocast gives the arithmetic of a torch.autocast block around the dense layer
+    alone (values and gradients bit for bit), the BLSTM in float32 (CPU autocast around the whole forward would
+    run the LSTM in bf16), and removes its hooks."""
+    from spatialdc.trainer.model import DeepClusteringNet
+
+    torch.manual_seed(0)
+    model = DeepClusteringNet(257, 16, 2, 4, 0.3)
+    x = torch.randn(2, 30, 257)
+    torch.manual_seed(1)
+    h, _ = model.blstm(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dense = model.dense(model.dropout(h))
+    assert h.dtype == torch.float32 and dense.dtype == torch.bfloat16
+    expected = F.normalize(dense.float().view(2, 30, 257, 4), dim=-1)
+    expected.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.manual_seed(1)
+    with precision.dense_autocast(model, True):
+        v = model(x)
+    v.sum().backward()
+    assert torch.equal(v, expected)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    assert not model.dense._forward_pre_hooks and not model.dense._forward_hooks
+    assert model(x).dtype == torch.float32 and not torch.is_autocast_enabled("cpu")

@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from spatialdc.pipeline import corpus, specs
+from spatialdc.pipeline import manifest, specs
+from spatialdc.pipeline.planner import Planner
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -127,8 +128,8 @@ def test_a_file_that_is_not_sofa_is_refused_by_name(fake_db):
 
 @pytest.fixture(scope="module")
 def planner():
-    utts = corpus.read_manifest(rir_benchmark.MANIFEST)
-    return specs.Planner(utts, lambda u: corpus.load_audio(u, rir_benchmark.CORPUS, 16000), specs.RenderConfig(), 0)
+    utts = manifest.read_manifest(rir_benchmark.MANIFEST)
+    return Planner(utts, lambda u: manifest.load_audio(u, rir_benchmark.CORPUS, 16000), specs.RenderConfig(), 0)
 
 
 def test_two_mixtures_end_to_end_with_the_shipped_model(fake_db, planner, tmp_path):

@@ -33,7 +33,7 @@ def test_training_writes_a_self_describing_run_and_resumes(small_dataset, tmp_pa
     for name in ("best.pt", "last.pt", "log.csv", "loss.png", "config.json"):
         assert (tmp_path / name).is_file(), name
     state = load_checkpoint(tmp_path / "best.pt")
-    model, cfg = model_from_checkpoint(state)
+    model, cfg = model_from_checkpoint(state), TrainConfig.from_dict(state["config"])
     assert cfg == config and {"model", "stats", "step", "best_val", "versions"} <= set(state)
     # best.pt holds what inference needs; last.pt also what a resume needs
     assert not {"optimizer", "scheduler", "rng"} & set(state)
@@ -119,3 +119,60 @@ def test_time_budget_cuts_the_run_short_and_still_saves(small_dataset, tmp_path)
     out = train(tiny_config(small_dataset, epochs=5, max_minutes=1e-6), tmp_path, progress=False)
     assert out["epochs"] == 1 and out["steps"] == 1  # one step, then the budget ends the epoch
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_config_from_dict_names_unknown_keys():
+    config = TrainConfig("a", "b", hidden=8)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"\['spam'\]"):
+        TrainConfig.from_dict(dict(config.to_dict(), spam=1))
+
+
+def test_inference_rebuilds_the_network_from_model_args_alone(small_dataset, tmp_path):
+    """Checkpoints carry model_args; inference builds the network from them without the training config, and a
+    checkpoint written before model_args (the shipped fm2-bpd) is read through the one conversion."""
+    from spatialdc.trainer.checkpoint import model_args
+
+    train(tiny_config(small_dataset), tmp_path, progress=False)
+    for name in ("best.pt", "last.pt"):
+        state = load_checkpoint(tmp_path / name)
+        assert state["model_args"] == {"num_freqs": 257, "hidden": 16, "layers": 1, "embedding_dim": 4,
+                                       "dropout": 0.3}
+        state["config"] = {"spam": "a config of another version"}  # not read by inference
+        assert model_from_checkpoint(state).model_args == state["model_args"]
+    legacy = load_checkpoint(tmp_path / "best.pt")
+    args = legacy.pop("model_args")
+    assert model_args(legacy) == args
+    model = model_from_checkpoint(legacy)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in legacy["model"].items())
+
+
+def test_persistent_workers_give_the_batches_and_random_draws_of_no_workers(small_dataset):
+    """The training loader keeps its workers across epochs; the epoch travels with each index (a persistent worker's
+    copy of the dataset never sees set_epoch), so 0 and 2 workers give the same batches, epoch after epoch, and
+    leave torch's global RNG (dropout) in the same state."""
+    from spatialdc.trainer.loop import make_loaders
+
+    config = tiny_config(small_dataset, freq_warp=0.1)  # chunk and warp are drawn per (seed, epoch, index)
+    train_set = ShardSet(expand_shards(config.shards))
+    valid_set = ShardSet(expand_shards(config.valid))
+    stats = input_stats(train_set)
+    seen = {}
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        loader, valid = make_loaders(TrainConfig(**dict(config.to_dict(), num_workers=workers)), train_set,
+                                     valid_set, stats)
+        assert loader.persistent_workers == (workers > 0)
+        batches = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)
+            batches.append(list(loader))
+            batches.append(list(valid))
+        seen[workers] = batches, torch.get_rng_state()
+    (zero, rng0), (two, rng2) = seen[0], seen[2]
+    assert not torch.equal(zero[0][0]["x"], zero[2][0]["x"])  # epoch 2 draws other chunks and warps
+    for a, b in zip(zero, two):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert all(torch.equal(x[k], y[k]) for k in ("x", "y", "w", "n"))
+    assert torch.equal(rng0, rng2)

@@ -2,11 +2,17 @@
 
 Two kinds, both a dict that alone rebuilds its model:
 
-- a **training** checkpoint (``last.pt``): ``{model, optimizer, scheduler, config, stats, epoch, step, best_val,
-  history, rng, versions, world_size}``, everything a run needs to resume;
-- an **inference** checkpoint (``best.pt``, the shipped models): ``{format, model, config, stats, epoch, step,
-  best_val, history, versions}`` (:func:`inference_state`): weights, input statistics, config and provenance, no
-  optimizer or RNG state (about a third of the size).
+- a **training** checkpoint (``last.pt``, :func:`training_state`): ``{model, model_args, optimizer, scheduler,
+  config, stats, epoch, step, best_val, history, rng, versions, world_size, precision}``, everything a run needs to
+  resume;
+- an **inference** checkpoint (``best.pt``, the shipped models, :func:`inference_state`): ``{format, model,
+  model_args, config, stats, epoch, step, best_val, history, versions, precision}``: weights, what builds the
+  network, input statistics, the training config as provenance, no optimizer or RNG state (about a third of the
+  size).
+
+``model_args`` (``num_freqs, hidden, layers, embedding_dim, dropout``) is what builds the network; inference rebuilds
+it from them alone (:func:`model_from_checkpoint`), never from the training config. Checkpoints written before
+``model_args`` existed (e.g. the shipped ``fm2-bpd``) are read through one conversion, :func:`model_args`.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from pathlib import Path
 import torch
 
 from spatialdc.pipeline.atomic import atomic_path
+from spatialdc.pipeline.provenance import package_versions
 
 from .config import TrainConfig
-from .model import DeepClusteringNet, build_model
+from .model import DeepClusteringNet
 
 INFERENCE_FORMAT = "spatialdc-model/1"
 REQUIRED = ("model", "config", "stats")
-INFERENCE_KEYS = ("model", "config", "stats", "epoch", "step", "best_val", "history", "versions", "precision", "card")
+INFERENCE_KEYS = ("model", "model_args", "config", "stats", "epoch", "step", "best_val", "history", "versions",
+                  "precision", "card")
+MODEL_ARGS = ("num_freqs", "hidden", "layers", "embedding_dim", "dropout")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -31,9 +40,31 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig,
+                   stats: dict, *, epoch: int, step: int, best_val: float, history: list[dict], world_size: int,
+                   precision: str) -> dict:
+    """The training checkpoint after an epoch: everything a resume needs (see the module docstring).
+
+    Args:
+        model: the network (not its DDP wrapper). scheduler: the learning-rate scheduler or None.
+        stats: input statistics ``{"mean": (F,), "std": (F,)}`` float32. epoch, step: counted so far.
+        best_val: the best validation loss so far. history: one dict per epoch (the log's rows).
+        world_size: training processes. precision: the step mode's name (:class:`~.precision.StepMode`).
+
+    Returns:
+        the dict :func:`save_checkpoint` writes; ``rng`` is torch's global RNG state now, ``versions`` the package
+        versions of this environment.
+    """
+    return {"model": model.state_dict(), "model_args": dict(model.model_args), "optimizer": optimizer.state_dict(),
+            "config": config.to_dict(), "stats": stats, "epoch": epoch, "step": step, "best_val": best_val,
+            "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size,
+            "precision": precision}
+
+
 def inference_state(state: dict) -> dict:
-    """What inference needs of a training state: weights, input statistics, config and provenance (no optimizer,
-    scheduler or RNG state)."""
+    """What inference needs of a training state: weights, model args, input statistics, config and provenance (no
+    optimizer, scheduler or RNG state)."""
     return {"format": INFERENCE_FORMAT, **{k: state[k] for k in INFERENCE_KEYS if k in state}}
 
 
@@ -59,30 +90,35 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> tuple[DeepClusteringNet, TrainConfig]:
-    """Rebuild the model from the checkpoint's config and load its weights (eval mode, float32).
+def model_args(state: dict) -> dict:
+    """The arguments that build a checkpoint's network, ``{num_freqs, hidden, layers, embedding_dim, dropout}``.
+
+    Its ``model_args``; for a checkpoint written before they were stored (before this version, e.g. the shipped
+    ``fm2-bpd``), the one conversion: ``hidden, layers, embedding_dim, dropout`` from its training ``config`` dict
+    and ``num_freqs`` = the length of its input statistics.
 
     Raises:
-        ValueError: a config this version cannot build, or weights that do not fit the model it describes
-            (a foreign or damaged checkpoint).
+        KeyError: a checkpoint with neither ``model_args`` nor those config keys.
+    """
+    if "model_args" in state:
+        return {k: state["model_args"][k] for k in MODEL_ARGS}
+    config = state["config"]
+    return {"num_freqs": len(state["stats"]["mean"]), **{k: config[k] for k in MODEL_ARGS[1:]}}
+
+
+def model_from_checkpoint(state: dict, path: str | Path = "checkpoint",
+                          device: str | torch.device = "cpu") -> DeepClusteringNet:
+    """Rebuild a checkpoint's network from its :func:`model_args` and load its weights: eval mode, float32 (shipped
+    models store float16 weights), on ``device``.
+
+    Raises:
+        ValueError: model args this version cannot build, or weights that do not fit the network they describe
+            (a foreign or damaged checkpoint); the message names ``path``.
     """
     try:
-        config = TrainConfig.from_dict(state["config"])
-        model = build_model(config, num_freqs=len(state["stats"]["mean"]))
+        model = DeepClusteringNet(**model_args(state))
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
-        raise ValueError(f"{path}: its weights or config do not make a deep-clustering model of this project "
+        raise ValueError(f"{path}: its weights or model args do not make a deep-clustering model of this project "
                          f"({type(exc).__name__}: {str(exc)[:300]})") from exc
-    model.eval()
-    return model, config
-
-
-def load_model(path: str | Path) -> tuple[DeepClusteringNet, dict]:
-    """Load and check a checkpoint and rebuild its model: ``(model in eval mode, the checkpoint dict)``.
-
-    Raises:
-        FileNotFoundError, ValueError: see :func:`load_checkpoint` and :func:`model_from_checkpoint`.
-    """
-    state = load_checkpoint(path)
-    model, _ = model_from_checkpoint(state, path)
-    return model, state
+    return model.to(device).eval()

@@ -141,5 +141,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """The config of :meth:`to_dict`'s dict (a checkpoint's ``config``); fields it lacks (added since it was
+        written) take their defaults.
+
+        Raises:
+            ValueError: keys that are no field of this version's config (named in the message), or values
+                ``__post_init__`` refuses.
+        """
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"training config keys {unknown} are not fields of this version's TrainConfig; it was "
+                             f"written by another version of spatialdc: use that version, or drop the keys")
+        return cls(**d)

@@ -98,9 +98,14 @@ class DeepClusteringDataset(Dataset):
     ``label_weights="direct-path"`` it is 1 only on the bins of
     :func:`spatialdc.pipeline.label_weights.direct_path_bins` (at most ``keep_share`` of the non-silent bins), else 0.
 
+    An item is asked for by its index ``i`` (the chunk and warp are drawn for the epoch of :meth:`set_epoch`) or
+    by an ``(epoch, i)`` pair, the key the training loader's sampler yields
+    (:class:`~spatialdc.trainer.distributed.GlobalBatchSampler` with ``epoch_keys``): persistent DataLoader workers
+    hold copies of the dataset that :meth:`set_epoch` in the training process never reaches.
+
     Decoded shard rows are kept in memory, up to ``cache_bytes`` in all (about 0.32 MB per 2-speaker mixture for DS
-    or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: with
-    DataLoader workers (recreated every epoch) it does not survive an epoch.
+    or BPD targets), so that later epochs skip HDF5 decompression. The cache lives in the process that reads: each
+    persistent DataLoader worker keeps its own (the training loop gives each its share of the budget).
     """
 
     def __init__(self, shards: ShardSet | None, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
@@ -122,13 +127,15 @@ class DeepClusteringDataset(Dataset):
         self._cached_bytes = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch of items asked for by a plain index."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.shards)
 
-    def _read(self, i: int) -> dict:
-        """The mixture's stored fields: magnitude (F, T) float32, targets (F, T) uint8 or npd + spec; cached."""
+    def _read(self, i: int, epoch: int) -> dict:
+        """The mixture's stored fields: magnitude (F, T) float32, targets (F, T) uint8 or npd + spec; cached. The
+        shards' mixtures are the same every epoch (dynamic mixing draws new ones per ``epoch``)."""
         if i in self._cache:
             return self._cache[i]
         data = self.shards.read(i, self.fields)
@@ -142,8 +149,9 @@ class DeepClusteringDataset(Dataset):
         """N of mixture ``i``."""
         return self.shards.num_speakers(i)
 
-    def __getitem__(self, i: int) -> dict:
-        data = self._read(i)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
+        data = self._read(i, epoch)
         mag = data["magnitude"]  # (F, T)
         w = features.active_bins(mag, self.silence_db)  # (F, T), on the whole mixture
         if self.target == "rpd":
@@ -162,11 +170,11 @@ class DeepClusteringDataset(Dataset):
                  direct_path_bins(mag, conf, w, self.keep_share).astype(np.float32))
         t = mag.shape[-1]
         if 0 < self.chunk_frames < t:  # cut first: only the chunk is normalized and converted
-            start = int(rng_for(self.seed, "chunk", self.epoch, i).integers(t - self.chunk_frames + 1))
+            start = int(rng_for(self.seed, "chunk", epoch, i).integers(t - self.chunk_frames + 1))
             sl = slice(start, start + self.chunk_frames)
             mag, y, w = mag[:, sl], y[:, sl], w[:, sl]
         if self.freq_warp > 0:
-            alpha = rng_for(self.seed, "warp", self.epoch, i).uniform(1 - self.freq_warp, 1 + self.freq_warp)
+            alpha = rng_for(self.seed, "warp", epoch, i).uniform(1 - self.freq_warp, 1 + self.freq_warp)
             mag, y, w = warp_frequencies(mag, y, w, alpha)
         x = network_input(mag, self.stats)  # (T, F)
         y = np.swapaxes(y, 0, 1)  # (T, F[, 1])

@@ -55,13 +55,16 @@ class GlobalBatchSampler(Sampler[int]):
     Per epoch, the order is ``torch.randperm(n)`` from a generator seeded with ``seed * 100003 + epoch`` (or
     0..n-1 without shuffling); global batch k is order[k B W : (k + 1) B W] with B the per-rank batch and W the
     world size, and rank r takes its r-th slice of B. With W = 1 this is the plain shuffled order. With
-    ``drop_last``, a last incomplete global batch is dropped (so every rank takes the same number of steps).
+    ``drop_last``, a last incomplete global batch is dropped (so every rank takes the same number of steps). With
+    ``epoch_keys``, it yields ``(epoch, index)`` pairs instead of indices: the epoch travels with each index to the
+    DataLoader's workers (see :class:`~spatialdc.trainer.data.DeepClusteringDataset`).
     """
 
     def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, drop_last: bool = True):
+                 shuffle: bool = True, drop_last: bool = True, epoch_keys: bool = False):
         self.n, self.b, self.rank, self.w = n, batch_size, rank, world_size
         self.seed, self.shuffle, self.drop_last, self.epoch = seed, shuffle, drop_last, 0
+        self.epoch_keys = epoch_keys
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -72,11 +75,12 @@ class GlobalBatchSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         return torch.randperm(self.n, generator=g).tolist()
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
         order, gb = self._order(), self.b * self.w
         full = self.n // gb if self.drop_last and self.n >= gb else -(-self.n // gb)
         for k in range(full):
-            yield from order[k * gb + self.rank * self.b: k * gb + (self.rank + 1) * self.b]
+            mine = order[k * gb + self.rank * self.b: k * gb + (self.rank + 1) * self.b]
+            yield from ((self.epoch, i) for i in mine) if self.epoch_keys else mine
 
     def __len__(self) -> int:
         gb = self.b * self.w

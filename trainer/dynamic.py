@@ -143,8 +143,8 @@ class DynamicMixingDataset(DeepClusteringDataset):
         return planner.plan_one(t.gender, t.num_speakers, "train", epoch * self.epoch_size + i,
                                 stream=("dynamic", self.seed))
 
-    def _read(self, i: int) -> dict:
-        spec = self.spec(self.epoch, i)
+    def _read(self, i: int, epoch: int) -> dict:
+        spec = self.spec(epoch, i)
         corpus = self._planner(self.template_of[i])[1]
         ex = render_mixture(spec, corpus, outputs=(self.target,) if self.target in ("bpd", "ds") else ())
         data = {"magnitude": ex.magnitude, "npd": ex.npd, "spec": spec}

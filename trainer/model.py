@@ -22,30 +22,35 @@ class DeepClusteringNet(nn.Module):
 
     def __init__(self, num_freqs: int, hidden: int, layers: int, embedding_dim: int, dropout: float):
         super().__init__()
+        # what rebuilds this network: checkpoints store it as "model_args" (DeepClusteringNet(**model_args))
+        self.model_args = {"num_freqs": num_freqs, "hidden": hidden, "layers": layers, "embedding_dim": embedding_dim,
+                           "dropout": dropout}
         self.num_freqs, self.embedding_dim = num_freqs, embedding_dim
         self.blstm = nn.LSTM(num_freqs, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                              dropout=dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(2 * hidden, num_freqs * embedding_dim)
 
-    def forward(self, x: torch.Tensor, normalize: bool = True, dense_bf16: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Embeddings (B, T, F, D) float32: unit-norm, or with ``normalize=False`` the dense layer's raw output
-        (the fused loss normalizes it itself). ``dense_bf16``: the dense layer's product in bfloat16 (CPU autocast;
-        only where the CPU has native bf16, see :mod:`spatialdc.trainer.precision`), its output back in float32."""
-        v, _ = self.embed_with_states(x, normalize, dense_bf16)
+        (the fused loss normalizes it itself). The arithmetic is the caller's: by default float32 throughout; within
+        :func:`spatialdc.trainer.precision.dense_autocast` the dense layer's product in bfloat16, its output back in
+        float32."""
+        v, _ = self.embed_with_states(x, normalize)
         return v
 
-    def embed_with_states(self, x: torch.Tensor, normalize: bool = True,
-                          dense_bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings (B, T, F, D), last BLSTM layer's outputs (B, T, 2H)); the states feed the count head."""
+    def embed_with_states(self, x: torch.Tensor, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (B, T, F, D) float32, last BLSTM layer's outputs (B, T, 2H) float32); the states feed the
+        count head."""
         b, t, f = x.shape
         h, _ = self.blstm(x)  # (B, T, 2H)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dense_bf16):
-            v = self.dense(self.dropout(h))  # (B, T, F * D)
+        v = self.dense(self.dropout(h))  # (B, T, F * D), bfloat16 under dense_autocast
         v = v.float().view(b, t, f, self.embedding_dim)  # (B, T, F, D)
         return (nn.functional.normalize(v, dim=-1) if normalize else v), h
 
 
 def build_model(config: TrainConfig, num_freqs: int = 257) -> DeepClusteringNet:
-    """The model a config describes (checkpoints rebuild models this way)."""
+    """The model a training config describes, for spectra of ``num_freqs`` frequencies (a new or resumed run;
+    inference rebuilds a checkpoint's model from its ``model_args``,
+    :func:`spatialdc.trainer.checkpoint.model_from_checkpoint`)."""
     return DeepClusteringNet(num_freqs, config.hidden, config.layers, config.embedding_dim, config.dropout)

@@ -9,13 +9,17 @@
 - ``bf16``: the fast step with the bf16 dense layer forced, even where the CPU emulates bf16 (for tests; on a CPU
   without the instructions it is many times slower: RESULTS.md).
 
-The BLSTM stays in float32 in every mode.
+The BLSTM stays in float32 in every mode. The caller chooses the arithmetic (the training step, the inference
+embedding), not the model's ``forward``: :func:`dense_autocast` puts only the dense layer under ``torch.autocast``,
+because CPU autocast would run ``nn.LSTM`` in bfloat16 too (checked with torch 2.13: its outputs come back bf16).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -64,3 +68,45 @@ def resolve(precision: str) -> StepMode:
         log.warning("--precision bf16 on a CPU without native bf16 instructions: bf16 products are emulated and "
                     "much slower than float32; use --precision auto")
     return StepMode(fused=True, dense_bf16=precision == "bf16" or native)
+
+
+@contextlib.contextmanager
+def dense_autocast(net: torch.nn.Module, enabled: bool, device_type: str = "cpu",
+                   dtype: torch.dtype = torch.bfloat16) -> Iterator[None]:
+    """While open, every call of ``net``'s output (dense) layer runs under ``torch.autocast(device_type, dtype)``:
+    its matrix product in ``dtype`` (bfloat16), its output in ``dtype`` (the model casts it back to float32); the
+    BLSTM, dropout and normalization compute as they would without the context (float32).
+
+    The same arithmetic as a ``torch.autocast`` block around the dense layer alone: a forward pre-hook on the layer
+    enters the autocast context and a forward hook (also called when the layer raises) leaves it; both hooks are
+    removed when the ``with`` block ends.
+
+    Args:
+        net: a :class:`~spatialdc.trainer.model.DeepClusteringNet`, or a ``DistributedDataParallel`` around one.
+        enabled: False: a no-op (float32 throughout). device_type: ``"cpu"`` or ``"cuda"``, as ``torch.autocast``
+            takes it. dtype: the autocast dtype.
+
+    Example::
+
+        with dense_autocast(model, mode.dense_bf16):
+            z = model(x, normalize=False)  # (B, T, F, D) float32; dense product in bf16
+    """
+    if not enabled:
+        yield
+        return
+    dense = getattr(net, "module", net).dense  # DDP keeps the model as .module
+    opened: list[torch.autocast] = []
+
+    def enter(_module, _args) -> None:
+        opened.append(torch.autocast(device_type, dtype=dtype))
+        opened[-1].__enter__()
+
+    def leave(_module, _args, _output) -> None:
+        opened.pop().__exit__(None, None, None)
+
+    handles = [dense.register_forward_pre_hook(enter), dense.register_forward_hook(leave, always_call=True)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -8,57 +8,16 @@ from pathlib import Path
 
 import click
 import numpy as np
-from tqdm.auto import tqdm
 
-from spatialdc.pipeline import features
 from spatialdc.pipeline.provenance import command_line
-from spatialdc.pipeline.rng import rng_for
-from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
+from spatialdc.pipeline.shards import file_sha256
 
-from .count import CountHead, count_features, default_head_path, fit_count_head, network_outputs
-from .evaluate import DEFAULT_CLUSTER_DB, _load_model
+from .count import collect_features, default_head_path, fit_count_head
 from .report import count_confusion
+from .separate import DEFAULT_CLUSTER_DB, load_model
 
 log = logging.getLogger(__name__)
 C_GRID = (0.003, 0.01, 0.03, 0.1)  # inverse L2 strengths tried; the best on validation is kept
-BATCH = 16
-
-
-def collect(model, stats, patterns: list[str], limit: int, single_share: float, cluster_db: float, seed: int,
-            desc: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Count features and true counts of the first ``limit`` mixtures of each glob, plus, for a ``single_share``
-    of them, one of their sources alone (count 1) scaled to the mixture's RMS (so loudness does not tell the count).
-
-    Returns:
-        ((M, P) float64 features, (M,) int counts).
-
-    Raises:
-        FileNotFoundError: a glob matches no shard.
-    """
-    feats, counts = [], []
-    for pattern in patterns:
-        data = ShardSet(expand_shards(pattern))
-        idx = list(range(min(limit, len(data))))
-        for lo in tqdm(range(0, len(idx), BATCH), desc=f"{desc} {pattern}", disable=not progress, unit="batch"):
-            items, mags = [], []
-            for i in idx[lo: lo + BATCH]:
-                d = data.read(i, ("mixture", "sources", "magnitude"))
-                items.append((i, data.num_speakers(i)))
-                mags.append(d["magnitude"])
-                rng = rng_for(seed, "count-single", pattern, i)
-                if single_share > 0 and rng.random() < single_share:
-                    src = d["sources"][int(rng.integers(d["sources"].shape[0]))].astype(np.float64)
-                    src *= np.sqrt(np.mean(d["mixture"][0] ** 2) / max(np.mean(src ** 2), 1e-12))
-                    items.append((i, 1))
-                    mags.append(np.abs(features.stft(src)).astype(np.float32))
-            x, h, v = network_outputs(model, stats, np.stack(mags))
-            for k, (_, n) in enumerate(items):
-                active = features.active_bins(mags[k], cluster_db)
-                if active.any():
-                    feats.append(count_features(x[k], h[k], v[k], active))
-                    counts.append(n)
-        data.close()
-    return np.stack(feats), np.asarray(counts)
 
 
 def confusion_rows(true: np.ndarray, est: np.ndarray) -> list[dict]:
@@ -96,9 +55,10 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     t0 = time.perf_counter()
     out = out or default_head_path(checkpoint)
     try:
-        model, stats, _ = _load_model(checkpoint)
-        xtr, ytr = collect(model, stats, list(train), mixtures, single_share, cluster_db, seed, "train", not quiet)
-        xva, yva = collect(model, stats, list(valid), valid_mixtures, single_share, cluster_db, seed, "valid",
+        loaded = load_model(checkpoint)
+        model, stats = loaded.net, loaded.stats
+        xtr, ytr = collect_features(model, stats, list(train), mixtures, single_share, cluster_db, seed, "train", not quiet)
+        xva, yva = collect_features(model, stats, list(valid), valid_mixtures, single_share, cluster_db, seed, "valid",
                            not quiet)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -118,7 +78,7 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     click.echo(f"chosen C {head.provenance['C']:g}: validation accuracy {100 * best_acc:.1f} %")
     if test:
         try:
-            xte, yte = collect(model, stats, list(test), valid_mixtures, 0.0, cluster_db, seed, "test", not quiet)
+            xte, yte = collect_features(model, stats, list(test), valid_mixtures, 0.0, cluster_db, seed, "test", not quiet)
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from exc
         est = head.predict(xte, max_speakers)
@@ -129,4 +89,5 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     click.echo(f"count head written to {out} ({time.perf_counter() - t0:.0f} s)")
 
 
-__all__ = ["main", "collect", "CountHead"]
+if __name__ == "__main__":
+    main()

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.provenance import command_line, package_versions
-
-from .evaluate import DEFAULT_CLUSTER_DB, evaluate, resolve_count_head
-from .html_report import write_eval_report
 from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
-from .plots import PAPER_SDRI, npd_histogram, paper_table, paper_table_markdown, sdri_boxplot, sdri_vs_spec
-from .report import count_confusion, markdown_table, summarize, write_csv
+
+from .count import resolve_count_head
+from .evaluate import evaluate
+from .html_report import write_eval_report
+from .plots import report_figures
+from .report import write_csv, write_summary
+from .separate import DEFAULT_CLUSTER_DB
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -69,37 +70,14 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
                   "seed": seed, "cluster_db": cluster_db, "speakers": speakers, "count_estimator": counter,
                   "command": command_line(), "versions": package_versions()}
     write_csv(report, rows, provenance)
-    table = markdown_table(summarize(rows))
-    paper = paper_table_markdown(paper_table(rows), PAPER_SDRI)
     md = Path(report).with_suffix(".md")
-    write_text_atomic(md, f"# SDR improvement (dB)\n\n{table}\n## Paper layout: mean SDRi (dB), Tzinis et al. 2019 "
-                          f"Tables 1-2 in brackets\n\n{paper}")
-    if speakers == "auto":
-        confusion = count_confusion(rows)
-        write_text_atomic(md, md.read_text() + f"\n## Speaker count (--speakers auto: {counter})\n\n{confusion}")
-        click.echo(confusion)
-    click.echo(table)
-    click.echo(paper)
-    figures = write_plots(rows, shard_patterns, Path(report)) if plots else []
+    summary = write_summary(md, rows, counter)
+    for section in ("confusion", "table", "paper"):
+        if section in summary:
+            click.echo(summary[section])
+    figures = report_figures(rows, shard_patterns, Path(report)) if plots else []
     page = write_eval_report(report, rows, provenance, examples, figures)
     click.echo("wrote " + ", ".join([report, str(md)] + [str(p) for p in figures] + ([str(page)] if page else [])))
-
-
-def write_plots(rows, shard_patterns, report: Path) -> list[Path]:
-    """The report's figures: ``<report>.box.png``, ``<report>.spatial.png``, ``<report>.npd.png``."""
-    from spatialdc.pipeline import features
-    from spatialdc.pipeline.shards import ShardSet, expand_shards
-
-    stem = report.with_suffix("")
-    out = [sdri_boxplot(rows, f"{stem}.box.png"), sdri_vs_spec(rows, f"{stem}.spatial.png")]
-    shards = ShardSet(expand_shards(shard_patterns))
-    ex = shards.read(0, ("magnitude", "npd", "ds", "spec"))
-    spec = ex["spec"]
-    out.append(npd_histogram(ex["npd"], features.active_bins(ex["magnitude"]), ex["ds"],
-                             spec.max_delay_samples, f"{stem}.npd.png",
-                             f"NPD of {spec.mixture_id}, colored by dominant source"))
-    shards.close()
-    return out
 
 
 if __name__ == "__main__":

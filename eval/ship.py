@@ -1,6 +1,6 @@
 """Make a shipped model from a training run: ``models/NAME.pt`` (inference checkpoint + card) and ``models/NAME.md``.
 
-    python -m spatialdc.models.ship runs/fm2-bpd/best.pt --name fm2-bpd \
+    python -m spatialdc.eval.ship runs/fm2-bpd/best.pt --name fm2-bpd \
         --training-data "fm2 of librispeech-clips" \
         --scores valid:fm2=runs/eval/fm2-bpd-valid.csv --scores test:fm2=runs/eval/fm2-bpd-test.csv
 
@@ -19,13 +19,16 @@ from pathlib import Path
 
 import click
 
+from spatialdc import models
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import inference_state, load_checkpoint, model_from_checkpoint, save_checkpoint
 from spatialdc.trainer.config import TrainConfig
 
-HERE = Path(__file__).resolve().parent
+from .report import read_csv, summarize
+
+MODELS_DIR = Path(models.__file__).resolve().parent  # the package folder of spatialdc.models (in a clone: models/)
 
 
 def dctrain_command(config: dict) -> str:
@@ -46,8 +49,6 @@ def score_summary(csv_path: str | Path) -> dict:
     Raises:
         ValueError: the report has no model rows (dc_*).
     """
-    from spatialdc.eval.report import read_csv, summarize
-
     rows = [r for r in read_csv(csv_path) if r["method"].startswith("dc_")]
     if not rows:
         raise ValueError(f"{csv_path} has no model rows (dc_*): score the model with dceval --checkpoint")
@@ -112,7 +113,7 @@ def card_markdown(card: dict) -> str:
 
 
 def ship(checkpoint: str | Path, name: str, training_data: str, scores: dict[str, dict[str, str]],
-         notes: str = "", out_dir: str | Path = HERE) -> Path:
+         notes: str = "", out_dir: str | Path = MODELS_DIR) -> Path:
     """Write ``out_dir/NAME.pt`` (inference state of ``checkpoint`` with its card) and ``out_dir/NAME.md``.
 
     Args:
@@ -146,7 +147,7 @@ def ship(checkpoint: str | Path, name: str, training_data: str, scores: dict[str
               help="What it was trained on, for people (corpus, condition); mixture and speaker counts are added.")
 @click.option("--scores", multiple=True, help="KIND:LABEL=CSV, KIND valid or test: a dceval report of this model.")
 @click.option("--notes", default="", help="A paragraph for the card.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=str(HERE), help="Where models are shipped.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=str(MODELS_DIR), help="Where models are shipped.")
 def main(checkpoint, name, training_data, scores, notes, out_dir) -> None:
     """Ship a trained model with its card."""
     parsed: dict[str, dict[str, str]] = {}
