@@ -13,29 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from spatialdc.eval.report import read_csv, unscored
-
-
-def per_mixture_sdri(path: str) -> dict[str, float]:
-    """Mixture id -> mean SDRi (dB) of the model's sources (the report's dc_* rows)."""
-    by: dict[str, list[float]] = {}
-    for r in read_csv(path):
-        if r["method"].startswith("dc_") and not unscored(r):
-            by.setdefault(r["mixture_id"], []).append(r["sdri"])
-    if not by:
-        raise SystemExit(f"{path}: no scored model rows (dc_*)")
-    return {k: float(np.mean(v)) for k, v in by.items()}
-
-
-def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    """Mean difference b - a over the common mixtures, its 95 % half-interval, share of mixtures with b > a."""
-    common = sorted(set(a) & set(b))
-    d = np.array([b[k] - a[k] for k in common])
-    return {"mixtures": len(common), "mean_a": float(np.mean([a[k] for k in common])),
-            "mean_b": float(np.mean([b[k] for k in common])), "diff": float(d.mean()),
-            "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(len(d))), "gain_share": float((d > 0).mean())}
+from spatialdc.eval.report import paired_difference, per_mixture_sdri, read_csv
 
 
 def main() -> None:
@@ -45,7 +23,10 @@ def main() -> None:
     ap.add_argument("--label-a", default="A")
     ap.add_argument("--label-b", default="B")
     args = ap.parse_args()
-    p = paired(per_mixture_sdri(args.a), per_mixture_sdri(args.b))
+    try:
+        p = paired_difference(per_mixture_sdri(read_csv(args.a)), per_mixture_sdri(read_csv(args.b)))
+    except ValueError as exc:
+        raise SystemExit(f"{args.a} / {args.b}: {exc}")
     print(f"{p['mixtures']} mixtures: {args.label_a} {p['mean_a']:.2f} dB, {args.label_b} {p['mean_b']:.2f} dB; "
           f"paired difference {p['diff']:+.2f} +- {p['ci95']:.2f} dB (95 %), {100 * p['gain_share']:.0f} % of "
           f"mixtures gain")

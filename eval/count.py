@@ -19,6 +19,7 @@ Two estimators:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
+from spatialdc.trainer.checkpoint import load_checkpoint
+from spatialdc.trainer.lineage import weights_sha256
 
 from .separate import network_outputs
 
@@ -104,7 +107,9 @@ class CountHead:
         classes: the counts it can return, ascending (e.g. [1, 2, 3]).
         mean, scale: (P,) standardization. coef: (C, P), intercept: (C,) for C = len(classes) (or one row for two
         classes, scikit-learn's binary form).
-        checkpoint_sha256: the network it was fitted on; a head is only valid with that network.
+        checkpoint_sha256: SHA-256 of the checkpoint file it was fitted on. weights_sha256: of that checkpoint's
+            weights (:func:`spatialdc.trainer.lineage.weights_sha256`; empty in heads of earlier versions): a head
+            is only valid with that network, and the weights' hash survives a re-shipped card.
         provenance: how it was fitted (data, sizes, regularization, validation accuracy, command).
     """
 
@@ -114,6 +119,7 @@ class CountHead:
     coef: np.ndarray
     intercept: np.ndarray
     checkpoint_sha256: str
+    weights_sha256: str = ""
     provenance: dict = field(default_factory=dict)
 
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
@@ -155,7 +161,7 @@ class CountHead:
             "count_head_version": COUNT_HEAD_VERSION, "classes": list(map(int, self.classes)),
             "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
             "intercept": self.intercept.tolist(), "checkpoint_sha256": self.checkpoint_sha256,
-            "provenance": self.provenance}, indent=1))
+            "weights_sha256": self.weights_sha256, "provenance": self.provenance}, indent=1))
 
     @classmethod
     def load(cls, path: str | Path, checkpoint: str | Path | None = None) -> "CountHead":
@@ -172,16 +178,34 @@ class CountHead:
             d = json.loads(path.read_text())
             head = cls([int(c) for c in d["classes"]], np.asarray(d["mean"]), np.asarray(d["scale"]),
                        np.atleast_2d(np.asarray(d["coef"])), np.asarray(d["intercept"]), d["checkpoint_sha256"],
-                       d.get("provenance", {}))
+                       weights_sha256=d.get("weights_sha256", ""), provenance=d.get("provenance", {}))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path} is not a count head written by dccount ({exc})") from exc
         if d.get("count_head_version") != COUNT_HEAD_VERSION:
             raise ValueError(f"{path}: count head version {d.get('count_head_version')}, this code reads "
                              f"{COUNT_HEAD_VERSION}; fit it again with dccount")
-        if checkpoint is not None and file_sha256(checkpoint) != head.checkpoint_sha256:
+        if checkpoint is not None and not head.fits(checkpoint):
             raise ValueError(f"{path} was fitted on another network than {checkpoint}; fit it again with dccount "
                              f"--checkpoint {checkpoint}")
         return head
+
+    def fits(self, checkpoint: str | Path) -> bool:
+        """Whether this head was fitted on the network of ``checkpoint``: the same weights (heads that record
+        them), else the same file."""
+        if self.weights_sha256:
+            return checkpoint_weights_sha256(checkpoint) == self.weights_sha256
+        return file_sha256(checkpoint) == self.checkpoint_sha256
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_sha256(path: str, _mtime_ns: int) -> str:
+    return weights_sha256(load_checkpoint(path)["model"])
+
+
+def checkpoint_weights_sha256(checkpoint: str | Path) -> str:
+    """:func:`~spatialdc.trainer.lineage.weights_sha256` of a checkpoint file's weights (cached per file)."""
+    path = Path(checkpoint).resolve()
+    return _weights_sha256(str(path), path.stat().st_mtime_ns)
 
 
 def default_head_path(checkpoint: str | Path) -> Path:
@@ -189,14 +213,21 @@ def default_head_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_name(COUNT_HEAD_NAME)
 
 
+def head_paths(checkpoint: str | Path) -> list[Path]:
+    """Where a checkpoint's count head is looked for: ``<name>.count_head.json`` beside it (how shipped models
+    carry theirs: ``models/NAME.count_head.json``), then ``count_head.json`` beside it (``dccount``'s default)."""
+    return [Path(checkpoint).with_suffix(".count_head.json"), default_head_path(checkpoint)]
+
+
 def resolve_count_head(checkpoint: str | Path, count_head: str | Path | None) -> str | None:
-    """The count head ``--speakers auto`` uses: ``count_head`` if given, else ``count_head.json`` beside the
-    checkpoint if there is one, else None (the eigenvalue rule, with a warning).
+    """The count head ``--speakers auto`` uses: ``count_head`` if given, else the first of :func:`head_paths` beside
+    the checkpoint that exists (a shipped model's own head), else None (the eigenvalue rule, with a warning).
 
     Raises:
         FileNotFoundError: a given head is missing. ValueError: a head fitted on another network.
     """
-    path = Path(count_head) if count_head else default_head_path(checkpoint)
+    found = [p for p in head_paths(checkpoint) if p.is_file()]
+    path = Path(count_head) if count_head else (found[0] if found else default_head_path(checkpoint))
     if not path.is_file():
         if count_head:
             raise FileNotFoundError(f"count head {path} not found; fit one with `dccount --checkpoint {checkpoint}`")
@@ -209,7 +240,7 @@ def resolve_count_head(checkpoint: str | Path, count_head: str | Path | None) ->
 
 
 def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_sha256: str,
-                   provenance: dict | None = None) -> CountHead:
+                   provenance: dict | None = None, weights_sha256: str = "") -> CountHead:
     """Fit standardization + scikit-learn's multinomial logistic regression (L2, inverse strength ``c``).
 
     Args:
@@ -227,7 +258,7 @@ def fit_count_head(feats: np.ndarray, counts: np.ndarray, c: float, checkpoint_s
     scale = np.where(scale > 0, scale, 1.0)
     lr = LogisticRegression(C=c, max_iter=5000).fit((feats - mean) / scale, counts)
     return CountHead([int(k) for k in lr.classes_], mean, scale, lr.coef_.copy(), lr.intercept_.copy(),
-                     checkpoint_sha256, dict(provenance or {}, C=c))
+                     checkpoint_sha256, weights_sha256=weights_sha256, provenance=dict(provenance or {}, C=c))
 
 
 def collect_features(model, stats: dict, patterns: list[str], limit: int, single_share: float, cluster_db: float,

@@ -12,7 +12,7 @@ import numpy as np
 from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.shards import file_sha256
 
-from .count import collect_features, default_head_path, fit_count_head
+from .count import checkpoint_weights_sha256, collect_features, default_head_path, fit_count_head
 from .report import count_confusion
 from .separate import DEFAULT_CLUSTER_DB, load_model
 
@@ -62,10 +62,10 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
                            not quiet)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    sha = file_sha256(checkpoint)
+    sha, weights = file_sha256(checkpoint), checkpoint_weights_sha256(checkpoint)
     fits = []
     for c in C_GRID:
-        head = fit_count_head(xtr, ytr, c, sha)
+        head = fit_count_head(xtr, ytr, c, sha, weights_sha256=weights)
         fits.append((float(np.mean(head.predict(xva) == yva)), -c, head))
     per_count = {int(k): int(v) for k, v in zip(*np.unique(ytr, return_counts=True))}
     click.echo(f"train: {len(ytr)} examples (count: examples) {per_count}; valid: {len(yva)}")

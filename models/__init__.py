@@ -53,6 +53,27 @@ def model_path(name: str | None = None) -> Iterator[Path]:
         yield path
 
 
+def model_file(name: str) -> Path:
+    """The file of shipped model ``name`` where the package lies on the file system (a clone or an installed
+    wheel, not a zip): a lasting path, e.g. to record in a run's lineage.
+
+    Raises:
+        ValueError: no such model, or a package that is not on the file system (use :func:`model_path`).
+    """
+    with model_path(name) as path:
+        pass
+    if not path.is_file():  # as_file made a temporary copy (a zipped package) and removed it
+        raise ValueError(f"shipped model {name} is not a file on disk here; use spatialdc.models.model_path")
+    return path
+
+
+def count_head_file(name: str) -> Path | None:
+    """The count head shipped with model ``name`` (``NAME.count_head.json`` beside it, fitted by ``dccount`` on
+    that file's weights), or None."""
+    path = model_file(name).with_suffix(".count_head.json")
+    return path if path.is_file() else None
+
+
 def card(name: str) -> dict:
     """The card stored in shipped model ``name`` (written by ``python -m spatialdc.eval.ship``,
     :func:`spatialdc.eval.ship.make_card`).
@@ -72,5 +93,9 @@ def summary_line(name: str) -> str:
     c = card(name)
     tests = "; ".join(f"{k} {v['sdri_mean']:.2f} dB" for k, v in c.get("test", {}).items()) or "no test numbers"
     default = " (default)" if name == DEFAULT_MODEL else ""
-    return (f"{name}{default}: DC {c['target'].upper()} trained on {c['training_data']}, {c['budget']}; "
-            f"test SDRi {tests}")
+    campaign = c.get("campaign")
+    budget = (f"{campaign['steps']} steps, {campaign['cpu_hours']:.1f} CPU-hours in {len(campaign['rows'])} shipped "
+              f"version(s)" if campaign else c["budget"])
+    count = "; count head" if c.get("count_head") else ""
+    return (f"{name}{default}: DC {c['target'].upper()} trained on {c['training_data']}, {budget}; "
+            f"test SDRi {tests}{count}")

@@ -55,3 +55,24 @@ def test_dcsep_without_a_checkpoint_uses_the_default_model(real_mixtures, tmp_pa
     assert r.exit_code == 0 and all(n in r.output for n in models.names()) and "test SDRi" in r.output
     r = CliRunner().invoke(dcsep, [str(wav), "--model", "no-such-model", "--out", str(tmp_path / "x")])
     assert r.exit_code == 1 and "no shipped model 'no-such-model'" in r.output
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_shipped_file_matches_its_card(name):
+    from spatialdc.eval.cards import card_markdown
+    from spatialdc.eval.count import CountHead
+    from spatialdc.trainer.checkpoint import load_checkpoint
+    from spatialdc.trainer.lineage import weights_sha256
+
+    path = models.model_file(name)
+    state = load_checkpoint(path)
+    card = state["card"]
+    assert path.with_suffix(".md").read_text() == card_markdown(card)
+    if "weights_sha256" in card:  # cards written since campaigns
+        assert card["weights_sha256"] == weights_sha256(state["model"])
+        rows = card["campaign"]["rows"]
+        assert [r["version"] for r in rows] == list(range(1, len(rows) + 1))
+        assert rows[-1]["steps"] == card["campaign"]["steps"]
+    head = models.count_head_file(name)
+    if card.get("count_head"):
+        assert head is not None and CountHead.load(head).fits(path)

@@ -3,10 +3,10 @@
 Two kinds, both a dict that alone rebuilds its model:
 
 - a **training** checkpoint (``last.pt``, :func:`training_state`): ``{model, model_args, optimizer, scheduler,
-  config, stats, epoch, step, best_val, history, rng, versions, world_size, precision}``, everything a run needs to
-  resume;
+  config, stats, epoch, step, best_val, history, rng, versions, world_size, precision[, lineage]}``, everything a
+  run needs to resume (``lineage``: what came before a run started with ``--init-from``, :mod:`.lineage`);
 - an **inference** checkpoint (``best.pt``, the shipped models, :func:`inference_state`): ``{format, model,
-  model_args, config, stats, epoch, step, best_val, history, versions, precision}``: weights, what builds the
+  model_args, config, stats, epoch, step, best_val, history, versions, precision[, lineage, card]}``: weights, what builds the
   network, input statistics, the training config as provenance, no optimizer or RNG state (about a third of the
   size).
 
@@ -30,7 +30,7 @@ from .model import DeepClusteringNet
 INFERENCE_FORMAT = "spatialdc-model/1"
 REQUIRED = ("model", "config", "stats")
 INFERENCE_KEYS = ("model", "model_args", "config", "stats", "epoch", "step", "best_val", "history", "versions",
-                  "precision", "card")
+                  "precision", "lineage", "card")
 MODEL_ARGS = ("num_freqs", "hidden", "layers", "embedding_dim", "dropout")
 
 
@@ -42,7 +42,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig,
                    stats: dict, *, epoch: int, step: int, best_val: float, history: list[dict], world_size: int,
-                   precision: str) -> dict:
+                   precision: str, lineage: dict | None = None) -> dict:
     """The training checkpoint after an epoch: everything a resume needs (see the module docstring).
 
     Args:
@@ -50,6 +50,8 @@ def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, s
         stats: input statistics ``{"mean": (F,), "std": (F,)}`` float32. epoch, step: counted so far.
         best_val: the best validation loss so far. history: one dict per epoch (the log's rows).
         world_size: training processes. precision: the step mode's name (:class:`~.precision.StepMode`).
+        lineage: what came before the run's first step (:mod:`spatialdc.trainer.lineage`), None for a run from
+            random initialization.
 
     Returns:
         the dict :func:`save_checkpoint` writes; ``rng`` is torch's global RNG state now, ``versions`` the package
@@ -59,7 +61,7 @@ def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, s
             "config": config.to_dict(), "stats": stats, "epoch": epoch, "step": step, "best_val": best_val,
             "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size,
-            "precision": precision}
+            "precision": precision, **({"lineage": lineage} if lineage else {})}
 
 
 def inference_state(state: dict) -> dict:

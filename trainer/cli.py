@@ -54,9 +54,10 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--freq-warp", type=float, default=D["freq_warp"].default,
               help="VTLP augmentation: warp each training chunk's frequency axis by a factor in [1 - x, 1 + x] "
                    "(0 = off).")
-@click.option("--init-from", default=D["init_from"].default, show_default=False, type=click.Path(dir_okay=False),
-              help="Start from this checkpoint's weights and input statistics (fine-tuning; fresh optimizer). "
-                   "Same --layers/--hidden/--embedding-dim as that run.")
+@click.option("--init-from", default=D["init_from"].default, show_default=False,
+              help="Start from this checkpoint's weights and input statistics (fine-tuning, or the next leg of a "
+                   "campaign; fresh optimizer): a checkpoint file or a shipped model's name (dcsep --list-models), "
+                   "e.g. any-bpd. Same --layers/--hidden/--embedding-dim as that model.")
 @click.option("--dynamic-mixing", is_flag=True, default=D["dynamic_mixing"].default,
               help="Fresh training mixtures every epoch, drawn and rendered in the loader like the training shards "
                    "(same render config, dataset and corpora; the shards are only the template).")

@@ -65,9 +65,11 @@ class TrainConfig:
         max_cpu_minutes: budget in CPU time of the training process (all its threads; loader processes not
             counted), 0: none. Unlike ``max_minutes`` it does not depend on what else the machine runs, so runs
             made beside other work (niced) get the same budget; a 2-thread run uses up to 2 CPU-minutes per minute.
-        init_from: path of a ``dctrain`` checkpoint whose weights and input statistics start this run (fine-tuning,
-            e.g. with ``freq_warp`` after the validation loss has stopped falling); the optimizer, step count and
-            schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
+        init_from: a ``dctrain`` checkpoint file or a shipped model's name (``models/NAME.pt``) whose weights and
+            input statistics start this run (the next leg of a campaign, or fine-tuning, e.g. with ``freq_warp``
+            after the validation loss has stopped falling); the optimizer, step count and schedule start fresh,
+            and the run records the start model's lineage (:mod:`spatialdc.trainer.lineage`: cumulative steps,
+            CPU-hours, recipe). The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
             Empty: random initialization.
 
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).

@@ -21,6 +21,7 @@ from .budget import Budget
 from .checkpoint import inference_state, load_checkpoint, model_args, save_checkpoint, training_state
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import DeepClusteringDataset, input_stats
+from .lineage import resolve_init, start_lineage
 from .dynamic import DynamicMixingDataset, mixing_templates
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .model import DeepClusteringNet, build_model
@@ -73,6 +74,7 @@ class Run:
     step: int = 0
     best_val: float = float("inf")
     history: list[dict] = field(default_factory=list)
+    lineage: dict | None = None  # what came before the run's first step (:mod:`spatialdc.trainer.lineage`)
 
     def stale(self) -> int:
         """Epochs since the best validation loss (for early stopping)."""
@@ -157,17 +159,21 @@ def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None) -> R
     Raises:
         FileNotFoundError, ValueError: an ``init_from`` checkpoint :func:`warm_start` refuses.
     """
-    init = warm_start(config, train_set) if state is None and config.init_from else None
+    init, init_path = warm_start(config, train_set) if state is None and config.init_from else (None, None)
     stats = state["stats"] if state else init["stats"] if init else input_stats(train_set)
     model = build_model(config, num_freqs=len(stats["mean"]))
     if init is not None:
-        model.load_state_dict(init["model"])
-        log.info("starting from the weights of %s (step %d of that run)", config.init_from, init.get("step", 0))
+        model.load_state_dict({k: v.float() for k, v in init["model"].items()})  # shipped weights are float16
+        log.info("starting from the weights of %s (%s; step %d of that run)", config.init_from, init_path,
+                 init.get("step", 0))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
                  if config.lr_schedule == "plateau" else None)
     run = Run(model, optimizer, scheduler, stats)
+    if init is not None:
+        run.lineage = start_lineage(config.init_from, init_path, init)
     if state is not None:
+        run.lineage = state.get("lineage") or resumed_lineage(config)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -179,15 +185,17 @@ def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None) -> R
     return run
 
 
-def warm_start(config: TrainConfig, train_set: ShardSet) -> dict:
-    """The checkpoint ``config.init_from`` (weights and input statistics of a new run), checked against ``config``
-    and the training shards.
+def warm_start(config: TrainConfig, train_set: ShardSet) -> tuple[dict, Path]:
+    """The checkpoint ``config.init_from`` (a path or a shipped model's name: weights and input statistics of a new
+    run) and its file, checked against ``config`` and the training shards.
 
     Raises:
-        FileNotFoundError: no such checkpoint. ValueError: not a dctrain checkpoint, another architecture
-        (layers, hidden, embedding_dim) than ``config``'s, or another number of frequencies than the shards'.
+        FileNotFoundError: no such checkpoint or shipped model. ValueError: not a dctrain checkpoint, another
+        architecture (layers, hidden, embedding_dim) than ``config``'s, or another number of frequencies than the
+        shards'.
     """
-    init = load_checkpoint(config.init_from)
+    path = resolve_init(config.init_from)
+    init = load_checkpoint(path)
     args = model_args(init)
     freqs = {int(a["n_fft"]) // 2 + 1 for a in train_set.attrs}
     if freqs != {args["num_freqs"]}:
@@ -198,7 +206,17 @@ def warm_start(config: TrainConfig, train_set: ShardSet) -> dict:
     if differ:
         raise ValueError(f"--init-from {config.init_from} is a model with other {differ} (its, yours); pass its "
                          f"--layers/--hidden/--embedding-dim")
-    return init
+    return init, path
+
+
+def resumed_lineage(config: TrainConfig) -> dict | None:
+    """The lineage of a run resumed from a checkpoint written before runs recorded one: read again from its
+    ``init_from`` (as it is now; None without one)."""
+    if not config.init_from:
+        return None
+    path = resolve_init(config.init_from)
+    log.info("the resumed run records no lineage: taking it from %s as it is now", path)
+    return start_lineage(config.init_from, path, load_checkpoint(path))
 
 
 class EpochLoader(DataLoader):
@@ -293,7 +311,7 @@ def end_epoch(run: Run, config: TrainConfig, out: Path, losses: list[float], val
                         "step_mode": mode.name})
     state = training_state(run.model, run.optimizer, run.scheduler, config, run.stats, epoch=run.epoch,
                            step=run.step, best_val=min(run.best_val, valid_loss), history=run.history,
-                           world_size=world_size, precision=mode.name)
+                           world_size=world_size, precision=mode.name, lineage=run.lineage)
     if valid_loss < run.best_val:
         run.best_val = valid_loss
         if main_process:
