@@ -13,8 +13,9 @@ The rules of a campaign (issue 22), checked here:
   (``--against valid:LABEL=CSV``) and ships only if the paired SDRi difference, pooled over the sets' mixtures, has a
   mean of at least :data:`RESHIP_MIN_GAIN_DB` and a 95 % interval above 0; its card keeps the earlier versions' rows
   and adds one (``--force`` ships anyway and says so on the card);
-- **the same weights again** (the shipped float16 weights unchanged) update the card: test reports, the count head
-  (``--count-head``, fitted by ``dccount`` on the shipped file), notes; the campaign rows stay;
+- **the same weights again** (the shipped float16 weights unchanged; CHECKPOINT may be the shipped file itself)
+  update the card: test reports, the count head (``--count-head``, fitted by ``dccount`` on the shipped file),
+  notes; the campaign rows and the training-data line stay;
 - **test reports** (``--scores test:LABEL=CSV``) are of CHECKPOINT or of a file with the weights being shipped.
 
 The weights are stored as float16 and compute in float32 after loading.
@@ -142,9 +143,12 @@ def ship(checkpoint: str | Path, name: str, training_data: str, scores: dict[str
     summaries = {kind: {label: score_summary(path) for label, path in d.items()} for kind, d in scores.items()}
     if same:  # the same version: keep what its card had, update what is given
         summaries = {kind: {**previous["card"].get(kind, {}), **summaries.get(kind, {})} for kind in ("valid", "test")}
-    mixtures, speakers = training_speakers(state["config"]["shards"])
-    card = make_card(state, name, f"{training_data} ({mixtures} training mixtures of {speakers} speakers)",
-                     summaries, notes)
+    if same:  # the card's description of the data stands (the training shards need not be on this machine)
+        training_data = previous["card"]["training_data"]
+    else:
+        mixtures, speakers = training_speakers(state["config"]["shards"])
+        training_data = f"{training_data} ({mixtures} training mixtures of {speakers} speakers)"
+    card = make_card(state, name, training_data, summaries, notes)
     card["campaign"] = campaign_of(state, summaries.get("valid", {}), previous, same, scores, against, name, force)
     card["weights_sha256"] = shipped_hash
     head = attach_count_head(count_head, shipped_hash, out) if count_head else None
