@@ -5,13 +5,17 @@ beside, and the CPU budget used.
 
     python benchmarks/paper_tables.py --data DIR --out OUT [--minutes 29] [--hidden 200] [--test-mixtures 300]
         [--checkpoint ds=runs/a/best.pt --checkpoint bpd=...]
+    python benchmarks/paper_tables.py --data DIR --out OUT --shipped        # the shipped models (models/)
     python benchmarks/paper_tables.py --data DIR --out OUT --only-given \
         --checkpoint bpd:f=models/f2-bpd.pt --checkpoint bpd:m=models/m2-bpd.pt --checkpoint bpd:fm=models/fm2-bpd.pt \
         --checkpoint bpd-any=models/any-bpd.pt --checkpoint ds:fm=models/fm2-ds.pt
 
 ``--checkpoint LABEL=PATH`` with LABEL = TARGET, TARGET:GENDERS (a model per condition, as the paper trains them:
 ``bpd:f`` is scored on the f2 and f3 test sets only) or TARGET-NAME (another model of that target, its own row, e.g.
-``bpd-any``: one model for every gender mix). With ``--only-given`` nothing is trained.
+``bpd-any``: one model for every gender mix). With ``--only-given`` nothing is trained. ``--shipped`` scores the
+shipped models (:mod:`spatialdc.models`) and trains nothing: for each target and gender mix the per-condition model
+(``f2-bpd`` for the f columns) where one is shipped, else the model of every gender mix (``any-bpd``); their cards'
+cumulative steps and CPU-hours are the budget.
 
 DIR holds the six rendered datasets (``dcgen render --all-datasets --out DIR``). Each target gets one model, trained
 for ``--minutes`` of wall clock (validation included) on the union of the f2, m2 and fm2 training sets
@@ -39,7 +43,9 @@ from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.parallel import dask_client
 from spatialdc.pipeline.provenance import package_versions
 from spatialdc.pipeline.specs import ALL_DATASETS
+from spatialdc.trainer.checkpoint import load_checkpoint
 from spatialdc.trainer.config import TrainConfig
+from spatialdc.trainer.lineage import totals
 from spatialdc.trainer.loop import train
 
 TARGETS = ("ds", "bpd", "rpd")
@@ -58,6 +64,28 @@ def parse_checkpoints(items: list[str]) -> dict[str, str]:
                              "GENDERS of f, fm, m, and an existing file")
         out[label] = path
     return out
+
+
+def shipped_checkpoints() -> tuple[dict[str, str], dict[str, dict]]:
+    """Labels of the shipped models for :func:`score` (per condition where shipped, the ``any-`` model elsewhere)
+    and their budgets from the cards: ``({label: path}, {label: {"checkpoint", "steps", "cpu_hours", "name"}})``."""
+    from spatialdc import models
+
+    names, given = set(models.names()), {}
+    for target in TARGETS:
+        by_model: dict[str, list[str]] = {}
+        for gender in ("f", "fm", "m"):
+            name = f"{gender}2-{target}" if f"{gender}2-{target}" in names else f"any-{target}"
+            if name in names:
+                by_model.setdefault(name, []).append(gender)
+        for name, genders in by_model.items():
+            given[f"{target}:{','.join(genders)}"] = str(models.model_file(name))
+    budgets = {}
+    for label, path in given.items():
+        t = totals(load_checkpoint(path))  # the card's campaign, or what the checkpoint counts
+        budgets[label] = {"checkpoint": path, "name": Path(path).stem, "trained": "shipped", "steps": t["steps"],
+                          "cpu_hours": round(t["cpu_hours"], 2), "seconds": None}
+    return given, budgets
 
 
 def method_of(label: str) -> str:
@@ -127,7 +155,9 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> str:
         parts.append(f"## {title}, mean SDRi (dB); Tzinis et al. 2019 in brackets\n\n"
                      + paper_table_markdown(sub, PAPER_SDRI))
     budget = ", ".join(f"{t}: " + (f"{m['steps']} steps, {m['seconds'] / 60:.1f} min" if m["seconds"] is not None
-                                    else f"given ({m['checkpoint']})") for t, m in meta["models"].items())
+                                    else f"shipped {m['name']} ({m['steps']} steps, {m['cpu_hours']} CPU-hours)"
+                                    if m.get("trained") == "shipped" else f"given ({m['checkpoint']})")
+                       for t, m in meta["models"].items())
     md = (f"# The paper's tables on our data\n\n" + "\n".join(parts) + f"\nTraining budget (2 CPU cores): {budget}. "
           f"Test: the first {meta['test_mixtures']} mixtures of each test set. Total wall time "
           f"{meta['seconds'] / 60:.1f} min.\n\nCommand: `{' '.join(meta['command'])}`\n")
@@ -145,6 +175,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", action="append", default=[],
                     help="LABEL=PATH: use this model (LABEL: TARGET, TARGET:GENDERS or TARGET-NAME; see above)")
     ap.add_argument("--only-given", action="store_true", help="train nothing: score the given checkpoints only")
+    ap.add_argument("--shipped", action="store_true",
+                    help="train nothing: score the shipped models (per condition where shipped, any-TARGET elsewhere)")
     ap.add_argument("--workers", type=int, default=2, help="evaluation processes")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     ap.add_argument("--max-steps", type=int, default=0, help="cap on training steps (0: none; for smoke tests)")
@@ -160,8 +192,13 @@ def main() -> None:
                          f"`dcgen render --all-datasets --out {args.data}`")
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    models = train_models(args.data, args.out, args.minutes, args.hidden, parse_checkpoints(args.checkpoint),
-                          args.max_steps, args.train_glob, args.only_given)
+    if args.shipped:
+        models = shipped_checkpoints()[1]
+        if not models:
+            raise SystemExit("no shipped model to score (models/ holds none)")
+    else:
+        models = train_models(args.data, args.out, args.minutes, args.hidden, parse_checkpoints(args.checkpoint),
+                              args.max_steps, args.train_glob, args.only_given)
     rows = score(args.data, models, args.test_mixtures, args.workers)
     meta = {"models": models, "train_glob": args.train_glob, "test_mixtures": args.test_mixtures,
             "seconds": time.perf_counter() - t0,
