@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from spatialdc.pipeline import build, planner, render, shard_checks, shards, specs
 from spatialdc.pipeline.manifest import read_manifest

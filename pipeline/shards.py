@@ -24,10 +24,11 @@ filter from ``hdf5plugin``, which this module imports so that every reader has i
 ``import hdf5plugin`` or ``HDF5_PLUGIN_PATH``). The reader returns float32.
 
 Version 3 adds checksums (:mod:`spatialdc.pipeline.shard_checks`): every array chunk carries HDF5's ``fletcher32``
-(checked before decompression), the file is HDF5 1.10 format (checksummed metadata, readable by HDF5 >= 1.10) and
-the spec column is checked against ``specs_sha256`` when a process first opens the file; the arrays are the same
-as version 2's. Version 2 files (no checksums) and older ones (gzip; version 1: float32 ``mixture`` (M, 2, S), no
-``mic2``) read as before once their SHA-256 matches their ``index.json`` entry. Any fault while reading raises
+(checked before decompression), the file is HDF5 1.10 format (checksummed metadata, readable by HDF5 >= 1.10), and
+the attributes and the spec column are checked against ``attrs_sha256`` and ``specs_sha256`` when a process first
+opens the file; the arrays are the same as version 2's. Version 2 files (no checksums) and older ones (gzip;
+version 1: float32 ``mixture`` (M, 2, S), no ``mic2``) read as before once their SHA-256 matches their
+``index.json`` entry; a resumed render rewrites them as version 3. Any fault while reading raises
 :class:`ShardReadError`, naming the file and ``dcgen verify``.
 
 File attributes: ``schema_version``, ``dataset``, ``split``, ``num_speakers``, ``sample_rate``, ``n_fft``, ``hop``,
@@ -72,7 +73,7 @@ FEATURE_MANTISSA_BITS = 10
 # the zeroed low mantissa bits of the features and the 1-2 used bits of the labels together (RESULTS.md, render).
 COMPRESSION_NAME = "bitshuffle+zstd3"
 COMPRESSION = hdf5plugin.Bitshuffle(cname="zstd", clevel=3)
-LIBVER = ("v110", "v110")  # HDF5 1.10 file format: checksummed metadata, no feature newer readers alone know
+LIBVER = ("v110", "v110")  # HDF5 1.10 file format: checksummed metadata, and nothing only newer HDF5 can read
 
 
 def round_mantissa(x: np.ndarray, bits: int = FEATURE_MANTISSA_BITS) -> np.ndarray:
