@@ -17,6 +17,8 @@ import h5py
 from . import shards
 from .shard_checks import FIRST_CHECKSUMMED_VERSION, attrs_sha256, check_arrays, spec_column_sha256
 
+_SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited HDF5 or Dask state
+
 
 def verify_dataset(dataset_dir: str | Path) -> list[str]:
     """Re-read every shard listed in ``dataset_dir/index.json``.
@@ -53,16 +55,24 @@ def read_isolated(files: list[tuple[str, int]]) -> list[list[str]]:
     """
     done: list[list[str]] = []
     while len(done) < len(files):
-        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited HDF5 or Dask state
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=1, mp_context=_SPAWN) as pool:
             futures = [pool.submit(check_shard, path, n) for path, n in files[len(done):]]
-            for (path, _), future in zip(files[len(done):], futures):
+            for (path, n), future in zip(files[len(done):], futures):
                 try:
                     done.append(future.result())
-                except BrokenProcessPool:  # one worker, tasks in order: the first unfinished one crashed it
-                    done.append([f"{Path(path).name}: the HDF5 reader crashed on it (damaged compressed data)"])
+                except BrokenProcessPool:  # one worker, tasks in order: most likely this one crashed it
+                    done.append(_check_alone(path, n))
                     break
     return done
+
+
+def _check_alone(path: str, n: int) -> list[str]:
+    """:func:`check_shard` of one file in a child process of its own: a crash there is this file's."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=_SPAWN) as pool:
+        try:
+            return pool.submit(check_shard, path, n).result()
+        except BrokenProcessPool:
+            return [f"{Path(path).name}: the HDF5 reader crashed on it (damaged compressed data)"]
 
 
 def check_shard(path: str, num_mixtures: int) -> list[str]:
