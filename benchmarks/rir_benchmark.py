@@ -13,7 +13,7 @@ wraps above ~680 Hz and the labels are wrapped-phase labels).
 Mixture i (paired across rooms: the same speech, gains and positions in every room):
 
 - speakers, utterances, 2 s offsets where each speaker talks, and gains are those of mixture i of the project's
-  ``<gender>2`` test set (:meth:`spatialdc.pipeline.specs.Planner.plan_one`, split ``test``, keyed by the seed; with
+  ``<gender>2`` test set (:meth:`spatialdc.pipeline.planner.Planner.plan_one`, split ``test``, keyed by the seed; with
   seed 0 these are the committed specs), the angles of those specs unused;
 - two source positions of the database at least ``--min-angle`` degrees apart, drawn with
   :func:`~spatialdc.pipeline.rng.rng_for` ``(seed, "rir-benchmark", dataset, i)``;
@@ -50,9 +50,10 @@ from scipy.signal import fftconvolve
 from tqdm.auto import tqdm
 
 import rirdb  # benchmarks/rirdb.py, beside this script (the database reader)
-from spatialdc.pipeline import corpus, features, labels, metrics, specs
+from spatialdc.pipeline import corpus, features, label_quality, labels, metrics, specs
 from spatialdc.pipeline.acoustics import DELAY_MARGIN
 from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.planner import Planner
 from spatialdc.pipeline.render import read_segment
 from spatialdc.pipeline.rng import rng_for
 
@@ -112,7 +113,7 @@ def draw_positions(rng: np.random.Generator, azimuths: np.ndarray, min_angle_deg
             return float(azimuths[a]), float(azimuths[b])
 
 
-def plan_mixtures(planner: specs.Planner, gender: str, count: int, azimuths: np.ndarray, seed: int,
+def plan_mixtures(planner: Planner, gender: str, count: int, azimuths: np.ndarray, seed: int,
                   min_angle_deg: float) -> list[RirMixture]:
     """Mixtures 0..count-1: the test specs of the project (speech, offsets, gains) and two positions each."""
     planner.check(gender, NUM_SOURCES, "test")
@@ -173,7 +174,7 @@ def score_mixture(mixture: np.ndarray, refs: np.ndarray, separators: dict, max_d
     active = features.active_bins(np.abs(spectra[0]))
     ds = labels.ds_labels(spectra[2:])
     spatial = labels.spatial_labels(features.npd(spectra[0], spectra[1]), active, n, max_delay_samples, rng)
-    accuracy = labels.permutation_accuracy(spatial, ds, n, active)
+    accuracy = label_quality.permutation_accuracy(spatial, ds, n, active)
     masks = np.concatenate([features.binary_masks(lab, n) for lab in (ds, spatial)])  # (2 N, F, T)
     oracle = np.split(features.apply_masks(mic1, masks), 2)  # one STFT of mic 1 for both oracles
     stems = [sep.separate(mic1, SAMPLE_RATE, num_speakers=n) for sep in separators.values()]  # (N, S) each
@@ -287,8 +288,7 @@ def main(argv=None) -> None:
     if len(mics) != 2 or mics[0] == mics[1] or max(mics) >= min(r.irs.shape[1] for r in db.values()):
         raise ValueError(f"--mics {args.mics}: give two different receivers of the database")
     utts = corpus.read_manifest(MANIFEST)
-    planner = specs.Planner(utts, lambda u: corpus.load_audio(u, CORPUS, SAMPLE_RATE), specs.RenderConfig(),
-                            args.seed)
+    planner = Planner.of_corpus(utts, CORPUS, specs.RenderConfig(sample_rate=SAMPLE_RATE), args.seed)
     mixtures = plan_mixtures(planner, args.gender, args.mixtures, common_azimuths(db), args.seed, args.min_angle)
     separators = load_separators(args.model or ["fm2-bpd"])
     t0 = time.perf_counter()

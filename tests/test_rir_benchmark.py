@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from spatialdc.pipeline import corpus, specs
+from spatialdc.pipeline.planner import Planner
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -128,7 +129,7 @@ def test_a_file_that_is_not_sofa_is_refused_by_name(fake_db):
 @pytest.fixture(scope="module")
 def planner():
     utts = corpus.read_manifest(rir_benchmark.MANIFEST)
-    return specs.Planner(utts, lambda u: corpus.load_audio(u, rir_benchmark.CORPUS, 16000), specs.RenderConfig(), 0)
+    return Planner.of_corpus(utts, rir_benchmark.CORPUS, specs.RenderConfig(), 0)
 
 
 def test_two_mixtures_end_to_end_with_the_shipped_model(fake_db, planner, tmp_path):
