@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from . import build, corpus, dryrun, planner, specs
+from . import build, corpus, dryrun, planner, shards, specs
 from .ingest import export_mixtures, ingest
 from .layouts import LAYOUTS
 from .manifest import DEFAULT_MANIFEST_DIR, GENDERS, SPLITS, write_manifest
 from .parallel import dask_client
+from .paths import check_out_dir, check_out_file
 from .provenance import config_provenance
 from .verify import verify_dataset
 
@@ -64,18 +65,28 @@ def main(verbose: bool) -> None:
 @click.option("--seed", type=int, default=0, help="Seed of the speaker split.")
 @click.option("--layout", type=click.Choice(("auto",) + LAYOUTS), default="auto",
               help="Corpus layout: LibriSpeech (SPEAKERS.TXT), TIMIT (TRAIN/, TEST/), or a CSV of path,speaker,gender.")
-def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str) -> None:
+@click.option("--split", "split", type=click.Choice(corpus.CORPUS_SPLITS), default="auto",
+              help="auto: split speakers 75/10/15 % into train/valid/test (or keep the corpus's own split); test: "
+                   "every speaker is a test speaker, for a corpus to evaluate on only (then `dcgen render --split "
+                   "test` and `dceval`).")
+@click.option("--skip-unreadable", is_flag=True,
+              help="Leave out audio files that cannot be decoded (listed and counted) instead of stopping.")
+def manifest_cmd(corpus_dir: Path, out: Path | None, seed: int, layout: str, split: str,
+                 skip_unreadable: bool) -> None:
     """Scan CORPUS_DIR into an utterance manifest, split by speaker (75/10/15 %; TIMIT keeps its own test
-    speakers and takes valid speakers from its training speakers)."""
-    out = out or _manifest_path(corpus_dir, None)
+    speakers and takes valid speakers from its training speakers; --split test: all test). Every audio file is
+    decoded once, so that a corrupt one is found now and not at render time."""
     try:
-        utts = corpus.scan_corpus(corpus_dir, seed, layout)
+        out = check_out_file(out or _manifest_path(corpus_dir, None))
+        utts, skipped = corpus.scan_corpus_checked(corpus_dir, seed, layout, split, skip_unreadable)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     write_manifest(out, utts)
-    for split in SPLITS:
-        n = {g: len({u.speaker for u in utts if u.split == split and u.gender == g}) for g in GENDERS}
-        click.echo(f"{split:<5}  {n['f']:>4} female  {n['m']:>4} male speakers")
+    for name in SPLITS:
+        n = {g: len({u.speaker for u in utts if u.split == name and u.gender == g}) for g in GENDERS}
+        click.echo(f"{name:<5}  {n['f']:>4} female  {n['m']:>4} male speakers")
+    if skipped:
+        click.echo(f"left out {len(skipped)} unreadable audio file(s):\n  " + "\n  ".join(skipped))
     click.echo(f"wrote {out} ({len(utts)} utterances, {utts[0].layout} layout)")
 
 
@@ -134,26 +145,30 @@ def render_options(fn):
 @click.option("--workers", type=int, default=2, help="Local Dask worker processes (0: no Dask, in this process).")
 @click.option("--threads-per-worker", type=int, default=1, help="Threads per Dask worker.")
 @click.option("--scheduler", default=None, help="Address tcp://HOST:PORT of an existing Dask scheduler to use instead.")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset of other settings in OUT/<dataset>/ (without it, "
+                                                "render refuses and lists the settings that differ).")
 @click.option("--dry-run", is_flag=True, help="Check the request and print mixtures, disk and time per split; "
                                               "render nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, split, num_mixtures, seed,
                sample_rate, duration, mic_spacing, min_angle, room, rt60, source_distance, all_datasets, from_specs, out, shard_size, workers,
-               threads_per_worker, scheduler, dry_run, quiet) -> None:
-    """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes."""
+               threads_per_worker, scheduler, overwrite, dry_run, quiet) -> None:
+    """Plan and render datasets (e.g. --speakers 2 --gender fm) into sharded HDF5; re-running resumes (shards
+    whose bytes no longer match their checksum are rendered again)."""
     splits = SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
     corpus_dir = _corpus_arg([Path(d) for d in corpus_dirs])
     datasets = specs.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
+        config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
+        out = check_out_dir(out)
         if from_specs is not None:
             by_split = specs.read_spec_dir(from_specs, splits)
             if dry_run:
                 click.echo(dryrun.format_dry_run(dryrun.dry_run_specs(by_split, workers)))
                 return
-            summary = build.render_dataset(by_split, corpus_dir, Path(out), shard_size, workers, threads_per_worker,
+            summary = build.render_dataset(by_split, corpus_dir, out, shard_size, workers, threads_per_worker,
                                            scheduler, config_provenance(config, seed, corpus_dir),
-                                           progress=not quiet)
+                                           progress=not quiet, overwrite=overwrite)
             click.echo(build.format_summary(summary))
             return
         source = corpus.open_corpora(corpus_dirs, Path(manifest) if manifest else None, seed, min_age)
@@ -165,8 +180,9 @@ def render_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, 
             if len(datasets) > 1 and not scheduler and workers >= 1:  # one local cluster for all the datasets
                 scheduler = stack.enter_context(dask_client(workers, threads_per_worker)).scheduler.address
             for g, n in datasets:
-                summary = build.render(source, Path(out), g, n, splits, num_mixtures, config, seed, shard_size,
-                                       workers, threads_per_worker, scheduler, progress=not quiet)
+                summary = build.render(source, out, g, n, splits, num_mixtures, config, seed, shard_size,
+                                       workers, threads_per_worker, scheduler, progress=not quiet,
+                                       overwrite=overwrite)
                 click.echo(build.format_summary(summary))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -182,9 +198,10 @@ def plan_cmd(corpus_dirs, manifest, min_age, speed_perturb, speakers, gender, sp
     """Write the mixture specs of datasets as gzipped JSONL without rendering (commit them to share a dataset;
     render them with `dcgen render --from-specs DIR`)."""
     splits = SPLITS if split == "all" else (split,)
-    config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
     datasets = specs.ALL_DATASETS if all_datasets else ((gender, speakers),)
     try:
+        config = _config(sample_rate, duration, mic_spacing, min_angle, room, speed_perturb, rt60, source_distance)
+        check_out_dir(specs_dir, "--specs-dir")
         source = corpus.open_corpora([Path(d) for d in corpus_dirs], Path(manifest) if manifest else None, seed,
                                     min_age)
         planned = {(g, n): planner.plan_dataset(source.utterances, source.corpus, config, seed, g, n,
@@ -263,9 +280,13 @@ def verify_cmd(dataset_dir: Path) -> None:
     if problems:
         for p in problems:
             click.echo(f"PROBLEM {p}", err=True)
-        raise click.ClickException(f"{len(problems)} problem(s) in {dataset_dir}; re-run the same `dcgen render` "
-                                   "after deleting the named shards")
-    click.echo(f"{dataset_dir}: every shard matches index.json")
+        raise click.ClickException(f"{len(problems)} problem(s) in {dataset_dir}; delete the named shards and re-run "
+                                   "the `dcgen render` command that made them (it renders only what is missing)")
+    version = shards.read_index(dataset_dir).schema_version
+    old = (f" (schema version {version}: no per-chunk checksums, so readers check each file's SHA-256 first; the "
+           f"same `dcgen render` rewrites them as version {shards.SCHEMA_VERSION})" if version < shards.SCHEMA_VERSION
+           else "")
+    click.echo(f"{dataset_dir}: every shard matches index.json{old}")
 
 
 if __name__ == "__main__":

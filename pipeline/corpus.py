@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .audio import decode_problem
 from .layouts import scan_layout
 from .manifest import DEFAULT_MANIFEST_DIR, GENDERS, SPLITS, Utterance, read_manifest, write_manifest
 from .rng import rng_for
@@ -22,14 +23,56 @@ DEFAULT_SPLIT_FRACTIONS = {"train": 0.75, "valid": 0.10, "test": 0.15}
 TIMIT_VALID_FRACTION = 0.1  # of TIMIT's training speakers per gender, held out as valid
 
 
-def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto") -> list[Utterance]:
-    """Scan a corpus of any supported layout (:func:`spatialdc.pipeline.layouts.scan_layout`) and assign splits by
-    speaker (see :func:`assign_splits`).
+CORPUS_SPLITS = ("auto", "test")  # dcgen manifest --split: by speaker (or the corpus's own), or all for testing
+EVAL_ONLY_HINT = ("a corpus to evaluate on only? `dcgen manifest CORPUS_DIR --split test` makes every speaker a test "
+                  "speaker")
+MAX_LISTED = 20  # unreadable files named in an error; the rest are counted
+
+
+def scan_corpus(corpus_dir: str | Path, seed: int, layout: str = "auto", split: str = "auto",
+                skip_unreadable: bool = False) -> list[Utterance]:
+    """The utterances of :func:`scan_corpus_checked` (unreadable files skipped are logged)."""
+    return scan_corpus_checked(corpus_dir, seed, layout, split, skip_unreadable)[0]
+
+
+def scan_corpus_checked(corpus_dir: str | Path, seed: int, layout: str = "auto", split: str = "auto",
+                        skip_unreadable: bool = False) -> tuple[list[Utterance], list[str]]:
+    """Scan a corpus of any supported layout (:func:`spatialdc.pipeline.layouts.scan_layout`), decode every audio
+    file it uses (:func:`spatialdc.pipeline.audio.decode_problem`: a corrupt FLAC passes a header check and would
+    fail at render) and assign splits: by speaker (``split="auto"``, see :func:`assign_splits`), or every speaker
+    to test (``split="test"``: a corpus to evaluate on only).
+
+    Returns:
+        (the utterances, the unreadable files left out with ``skip_unreadable``: ``"PATH: why"`` each).
 
     Raises:
-        FileNotFoundError / ValueError: as the scanner of the layout, or an unknown ``layout``.
+        ValueError: unreadable audio files without ``skip_unreadable`` (lists them, and the option), no readable
+            utterance, an unknown ``split``; FileNotFoundError / ValueError as the scanner of the layout.
     """
-    return assign_splits(scan_layout(corpus_dir, layout), seed)
+    if split not in CORPUS_SPLITS:
+        raise ValueError(f"unknown corpus split {split!r}: choose one of {CORPUS_SPLITS}")
+    unreadable: list[str] = []
+    utts = scan_layout(corpus_dir, layout, unreadable)
+    bad = set()
+    for path in sorted({u.path for u in utts}):
+        problem = decode_problem(Path(corpus_dir) / path)
+        if problem:
+            bad.add(path)
+            unreadable.append(f"{Path(corpus_dir) / path}: {problem}")
+    if unreadable and not skip_unreadable:
+        listed = "\n  ".join(unreadable[:MAX_LISTED]) + (f"\n  ... and {len(unreadable) - MAX_LISTED} more"
+                                                         if len(unreadable) > MAX_LISTED else "")
+        raise ValueError(f"{len(unreadable)} audio file(s) of {corpus_dir} cannot be read:\n  {listed}\nReplace "
+                         f"them, or leave them out with `dcgen manifest {corpus_dir} --skip-unreadable`")
+    if unreadable:
+        log.warning("left out %d unreadable audio file(s) of %s: %s", len(unreadable), corpus_dir,
+                    "; ".join(unreadable[:MAX_LISTED]))
+    utts = [u for u in utts if u.path not in bad]
+    if not utts:
+        raise ValueError(f"{corpus_dir}: no readable utterance left")
+    if split == "test":
+        return [dataclasses.replace(u, split="test") for u in utts], unreadable
+    return assign_splits(utts, seed), unreadable
 
 
 def assign_splits(utterances: Sequence[Utterance], seed: int,
@@ -61,7 +104,7 @@ def assign_splits(utterances: Sequence[Utterance], seed: int,
                            key=lambda s: (len(s), s))
             if len(train) < 2:
                 raise ValueError(f"only {len(train)} training speakers of gender {gender!r}: need at least 2 to take "
-                                 "valid speakers from train")
+                                 f"valid speakers from train; {EVAL_ONLY_HINT}")
             order = rng_for(seed, "speaker-split", gender).permutation(len(train))
             n_valid = max(1, round(len(train) * TIMIT_VALID_FRACTION))
             split_of.update({train[idx]: "valid" for idx in order[:n_valid]})
@@ -72,7 +115,8 @@ def assign_splits(utterances: Sequence[Utterance], seed: int,
         if not speakers:
             continue
         if len(speakers) < 3:
-            raise ValueError(f"only {len(speakers)} speakers of gender {gender!r}: need at least 3 to split by speaker")
+            raise ValueError(f"only {len(speakers)} speakers of gender {gender!r}: need at least 3 to split by "
+                             f"speaker; {EVAL_ONLY_HINT}")
         order = rng_for(seed, "speaker-split", gender).permutation(len(speakers))
         n_valid = max(1, round(len(speakers) * fractions["valid"]))
         n_test = max(1, round(len(speakers) * fractions["test"]))

@@ -23,9 +23,10 @@ import soundfile as sf
 from . import features, labels, shards
 from .atomic import atomic_path, write_text_atomic
 from .audio import read_audio_file, resample
+from .paths import check_out_dir
 from .render import render_mixture
 from .rng import rng_for
-from .specs import SOUND_SPEED_M_S, MixtureSpec, max_delay_samples, write_specs
+from .specs import SOUND_SPEED_M_S, MixtureSpec, check_setup, max_delay_samples, write_specs
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000  # windows are resampled to the rate the models are trained at
@@ -173,9 +174,12 @@ def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m:
 
     Raises:
         FileNotFoundError, ValueError: a recording :func:`read_stereo` refuses (all are checked before anything is
-            written), a spacing at which every bin aliases, bad window settings.
+            written), a spacing <= 0 or one at which every bin aliases, bad window settings, an ``out_dir`` that is
+            (or lies under) a file, or recordings of which no window is kept (with why each was dropped; nothing is
+            written then).
     """
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
+    check_setup(SAMPLE_RATE, mic_spacing_m)
     max_delay = max_delay_samples(mic_spacing_m, SAMPLE_RATE)
     labels.check_spacing(features.N_FFT // 2 + 1, max_delay, mic_spacing_m, SAMPLE_RATE)
     win, hop = int(round(window_s * SAMPLE_RATE)), int(round(hop_s * SAMPLE_RATE))
@@ -202,6 +206,11 @@ def ingest(recordings: Sequence[str | Path], out_dir: str | Path, mic_spacing_m:
             window["spec"] = window_spec(name, str(rec), len(by_k.get(k, [])), start, win, k, mic_spacing_m, delays)
             by_k.setdefault(k, []).append(window)
             report.add(name, "kept", float(np.min(np.diff(np.sort(delays)))), k, float(shares.min()))
+    if not by_k:
+        raise ValueError(f"no window of {len(recordings)} recording(s) was kept, so no shard was written:\n"
+                         f"{report.summary()}\nwindows need two talkers at distinct directions, above "
+                         f"{SILENT_DBFS:.0f} dBFS and active in >= {100 * MIN_ACTIVE_FRACTION:.0f} % of their bins; "
+                         f"give longer recordings or a shorter --window")
     provenance = {"ingest": {"mic_spacing_m": mic_spacing_m, "channels": list(channels), "window_s": window_s,
                              "hop_s": hop_s, "speakers": speakers or "auto",
                              "recordings": [str(r) for r in recordings]}}
@@ -267,7 +276,7 @@ def export_mixtures(specs: Sequence[MixtureSpec], corpus_dir, out_dir: str | Pat
     Returns:
         the stereo WAV paths.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for spec in specs:

@@ -43,7 +43,9 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
     # profiler (a stack sample every 10 ms, for the dashboard we do not start) cost 22 % of the render rate; the
     # event-loop tick (20 ms), system monitor (0.5 s) and memory monitor (0.1 s) wake each worker's event loop, which
     # takes the GIL from the task: at 1 s / 5 s / 1 s, and without spilling (our tasks hold little memory), a
-    # 2-worker cluster rendered fm3 about 7 % faster (RESULTS.md).
+    # 2-worker cluster rendered fm3 about 7 % faster (RESULTS.md). A failing task's exception reaches the caller
+    # through its future (run_tasks raises it), so the worker's own ERROR log of it ("Compute Failed" and a
+    # traceback on stderr) would only bury the message the CLI prints: workers log CRITICAL only.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                           "distributed.worker.profile.enabled": False,
                           "distributed.admin.tick.interval": "1s",
@@ -52,7 +54,7 @@ def dask_client(workers: int, threads_per_worker: int = 1, scheduler: str | None
                           "distributed.worker.memory.target": False,
                           "distributed.worker.memory.spill": False}), \
             LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                         dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
 

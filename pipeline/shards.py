@@ -1,7 +1,7 @@
 """The HDF5 shard: the contract between ``pipeline`` and ``trainer``/``eval``. This module owns its schema,
 its writer and its reader.
 
-Schema version 2. One file holds M mixtures of one dataset and split, all with N sources:
+Schema version 3. One file holds M mixtures of one dataset and split, all with N sources:
 
 =============  ==============  =======  =============================================
 dataset        shape           dtype    meaning
@@ -21,11 +21,19 @@ two-speaker mixture: audio as float16 (relative error <= 2**-11, SNR > 60 dB), f
 mantissa rounded to ``FEATURE_MANTISSA_BITS`` bits (relative error <= 2**-11 at every magnitude, which float16 cannot
 give for tiny magnitudes), labels lossless; all compressed with :data:`COMPRESSION` (bitshuffle + zstd, an HDF5
 filter from ``hdf5plugin``, which this module imports so that every reader has it; other HDF5 tools need
-``import hdf5plugin`` or ``HDF5_PLUGIN_PATH``). The reader returns float32. Files of earlier versions (gzip) read as
-before, and so do version 1 files (float32 ``mixture`` (M, 2, S), no ``mic2``).
+``import hdf5plugin`` or ``HDF5_PLUGIN_PATH``). The reader returns float32.
+
+Version 3 adds checksums (:mod:`spatialdc.pipeline.shard_checks`): every array chunk carries HDF5's ``fletcher32``
+(checked before decompression), the file is HDF5 1.10 format (checksummed metadata, readable by HDF5 >= 1.10), and
+the attributes and the spec column are checked against ``attrs_sha256`` and ``specs_sha256`` when a process first
+opens the file; the arrays are the same as version 2's. Version 2 files (no checksums) and older ones (gzip;
+version 1: float32 ``mixture`` (M, 2, S), no ``mic2``) read as before once their SHA-256 matches their
+``index.json`` entry; a resumed render rewrites them as version 3. Any fault while reading raises
+:class:`ShardReadError`, naming the file and ``dcgen verify``.
 
 File attributes: ``schema_version``, ``dataset``, ``split``, ``num_speakers``, ``sample_rate``, ``n_fft``, ``hop``,
-``compression``, ``specs_sha256`` and ``provenance`` (JSON: render config, seed, package versions, command).
+``compression``, ``specs_sha256``, ``provenance`` (JSON: render config, seed, package versions, command) and, from
+version 3, ``attrs_sha256`` (of the others).
 
 **Recordings** (``dcgen ingest``: windows of a user's two-channel recordings, no clean sources): the same schema
 with ``mic1`` (M, S) float16 stored instead of ``sources`` and no ``ds``; the attribute ``absent_fields`` (JSON list:
@@ -39,10 +47,8 @@ Beside the shards, ``index.json`` (:class:`DatasetIndex`) lists each with its co
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -51,20 +57,23 @@ import hdf5plugin
 import numpy as np
 
 from . import features
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path
 from .render import Example
+from .shard_checks import ShardReadError, attrs_sha256, damaged, prove_shard
+from .shard_index import (INDEX_FILE, SCHEMA_VERSION, DatasetIndex, ShardInfo, file_sha256,  # noqa: F401 (re-exported)
+                          read_index, write_index)
 from .specs import MixtureSpec, specs_hash
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 ARRAY_FIELDS = ("mixture", "sources", "magnitude", "npd", "bpd", "ds")  # what readers get
-STORED_FIELDS = ("sources", "mic2", "magnitude", "npd", "bpd", "ds")  # what version 2 files hold
+STORED_FIELDS = ("sources", "mic2", "magnitude", "npd", "bpd", "ds")  # what version 2-3 files hold
 FEATURE_MANTISSA_BITS = 10
 # Every dataset: bit-shuffle, then zstd level 3 (hdf5plugin's Bitshuffle filter). Against gzip with byte shuffle,
 # the write of a 2-speaker mixture takes about 4 ms instead of 15 for the same size (398 vs 394 kB): bit planes put
 # the zeroed low mantissa bits of the features and the 1-2 used bits of the labels together (RESULTS.md, render).
 COMPRESSION_NAME = "bitshuffle+zstd3"
 COMPRESSION = hdf5plugin.Bitshuffle(cname="zstd", clevel=3)
+LIBVER = ("v110", "v110")  # HDF5 1.10 file format: checksummed metadata, and nothing only newer HDF5 can read
 
 
 def round_mantissa(x: np.ndarray, bits: int = FEATURE_MANTISSA_BITS) -> np.ndarray:
@@ -143,100 +152,43 @@ def _write_file(path: str | Path, arrays: dict[str, np.ndarray], specs: Sequence
     }
     if absent_fields:
         attrs["absent_fields"] = json.dumps(list(absent_fields))
+    attrs["attrs_sha256"] = attrs_sha256(attrs)
     with atomic_path(path) as tmp:
         # No chunk cache: each chunk is compressed and placed in the file inside its own write call. With a
         # cache, chunks are placed when their dataset object is closed, i.e. when Python frees it, which in a
         # Dask worker thread can come late and reorder the file (same data, different bytes).
-        with h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
-            for name, data in arrays.items():
-                h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], track_times=False, **COMPRESSION)
+        with h5py.File(tmp, "w", rdcc_nbytes=0, libver=LIBVER) as h5:
+            for name, data in arrays.items():  # fletcher32 after compression: checked first on read
+                h5.create_dataset(name, data=data, chunks=(1,) + data.shape[1:], track_times=False, fletcher32=True,
+                                  **COMPRESSION)
             h5.create_dataset("spec", data=[spec.to_json() for spec in specs], dtype=h5py.string_dtype(),
                               track_times=False)  # no timestamps: the same specs give byte-identical files
             h5.attrs.update(attrs)
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-INDEX_FILE = "index.json"
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One shard of a dataset folder as ``index.json`` lists it: its file name (``<split>-NNNNN.h5``), split, number
-    of mixtures M, the index in its split of its first mixture, its size (bytes) and the SHA-256 (hex) of its bytes."""
-
-    file: str
-    split: str
-    num_mixtures: int
-    first_index: int
-    bytes: int
-    sha256: str
-
-    @classmethod
-    def of_file(cls, path: str | Path, split: str, num_mixtures: int, first_index: int) -> "ShardInfo":
-        """The entry of a shard just written (its size and checksum read from the file)."""
-        path = Path(path)
-        return cls(path.name, split, num_mixtures, first_index, path.stat().st_size, file_sha256(path))
-
-
-@dataclass(frozen=True)
-class DatasetIndex:
-    """A dataset folder's ``index.json``: the dataset's name (``fm2``, ``rec2``), how its shards were made (render or
-    ingest settings, package versions, command), the shards and their schema version."""
-
-    dataset: str
-    provenance: dict
-    shards: tuple[ShardInfo, ...]
-    schema_version: int = SCHEMA_VERSION
-
-
-def write_index(dataset_dir: str | Path, index: DatasetIndex) -> None:
-    """Write ``dataset_dir/index.json`` atomically, its shards sorted by file name."""
-    entries = [asdict(s) for s in sorted(index.shards, key=lambda s: s.file)]
-    write_text_atomic(Path(dataset_dir) / INDEX_FILE, json.dumps(
-        {"schema_version": index.schema_version, "dataset": index.dataset, "provenance": index.provenance,
-         "shards": entries}, indent=1))
-
-
-def read_index(dataset_dir: str | Path) -> DatasetIndex:
-    """Read ``dataset_dir/index.json`` (as :func:`write_index` writes it).
-
-    Raises:
-        FileNotFoundError: no index in the folder. ValueError: a file that is not a dataset index (names it).
-    """
-    path = Path(dataset_dir) / INDEX_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {dataset_dir} a dataset folder written by `dcgen render`?")
-    try:
-        d = json.loads(path.read_text())
-        return DatasetIndex(d["dataset"], d["provenance"], tuple(ShardInfo(**e) for e in d["shards"]),
-                            int(d["schema_version"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a dataset index ({type(exc).__name__}: {exc}); delete it and re-run the "
-                         f"command that wrote the dataset") from exc
+READ_FAULTS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)  # what h5py raises on damage
 
 
 def shard_matches(path: str | Path, specs: Sequence[MixtureSpec]) -> bool:
-    """True if ``path`` is a complete, readable shard of exactly these specs (used to resume a render)."""
+    """True if ``path`` is a shard of this schema version holding exactly these specs, counts complete (used to
+    resume a render; its bytes are checked by :func:`spatialdc.pipeline.build.render_shard`)."""
     try:
         with h5py.File(path, "r") as h5:
             return (int(h5.attrs["schema_version"]) == SCHEMA_VERSION
                     and h5.attrs["specs_sha256"] == specs_hash(specs)
                     and all(h5[name].shape[0] == len(specs) for name in
                             (RECORDING_FIELDS if "absent_fields" in h5.attrs else STORED_FIELDS) + ("spec",)))
-    except (OSError, KeyError):
+    except READ_FAULTS:
         return False
 
 
-class ShardReadError(ValueError):
-    """A shard that opened but cannot be read (corrupt or truncated data)."""
+def schema_version_of(path: str | Path) -> int:
+    """The ``schema_version`` attribute of a shard file; -1 for a file HDF5 cannot open or without one."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return int(h5.attrs.get("schema_version", -1))
+    except READ_FAULTS:
+        return -1
 
 
 def expand_shards(patterns: str | Sequence[str]) -> list[Path]:
@@ -262,8 +214,11 @@ class ShardSet:
     Args:
         paths: shard files (see :func:`expand_shards`).
 
+    Every file is checked before its arrays are read (:func:`spatialdc.pipeline.shard_checks.prove_shard`).
+
     Raises:
-        ValueError: a file that is not a shard of this schema version.
+        ShardReadError: a damaged or unreadable file, or an old one that cannot be checked (names it and the fix).
+        ValueError: a file of a schema version this reader does not know.
     """
 
     def __init__(self, paths: Sequence[str | Path]):
@@ -275,8 +230,12 @@ class ShardSet:
                 with h5py.File(p, "r") as h5:
                     attrs = dict(h5.attrs)
                     n = h5["spec"].shape[0]
-            except (OSError, KeyError) as exc:
-                raise ValueError(f"{p} is not a readable shard ({exc}); check it with `dcgen verify`") from exc
+                    if int(attrs.get("schema_version", -1)) in READABLE_VERSIONS:
+                        prove_shard(p, h5)
+            except ShardReadError:
+                raise
+            except READ_FAULTS as exc:
+                raise damaged(p, f"not a readable shard ({type(exc).__name__}: {exc})") from exc
             if int(attrs.get("schema_version", -1)) not in READABLE_VERSIONS:
                 raise ValueError(f"{p}: schema version {attrs.get('schema_version')} but this reader reads "
                                  f"{READABLE_VERSIONS}; re-render it")
@@ -297,7 +256,13 @@ class ShardSet:
         if self._pid != os.getpid():  # forked: never reuse the parent's handles
             self._files, self._pid = {}, os.getpid()
         if k not in self._files:
-            self._files[k] = h5py.File(self.paths[k], "r")
+            h5 = h5py.File(self.paths[k], "r")
+            try:
+                prove_shard(self.paths[k], h5)  # a no-op where this process (or its parent before a fork) did it
+            except BaseException:
+                h5.close()
+                raise
+            self._files[k] = h5
         return self._files[k]
 
     def num_speakers(self, i: int) -> int:
@@ -317,12 +282,11 @@ class ShardSet:
                              f"on --target bpd, and score models on rendered shards, which have references")
         try:
             return self._read_row(k, row, fields)
-        except (OSError, KeyError, ValueError) as exc:
-            path = self.paths[k]
-            raise ShardReadError(
-                f"cannot read mixture {row} of shard {path} ({type(exc).__name__}: {exc}): the file is corrupt or "
-                f"truncated. `dcgen verify {path.parent}` lists the broken shards; delete them and re-run the "
-                f"`dcgen render` command that made them (it renders only what is missing)") from exc
+        except ShardReadError:
+            raise
+        except READ_FAULTS as exc:
+            raise damaged(self.paths[k], f"cannot read mixture {row} ({type(exc).__name__}: {exc}): the file is "
+                                         f"damaged or truncated") from exc
 
     def _read_row(self, k: int, row: int, fields: Sequence[str]) -> dict:
         h5 = self._file(k)

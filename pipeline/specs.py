@@ -36,6 +36,22 @@ def max_delay_samples(mic_spacing_m: float, sample_rate: int,
     return mic_spacing_m * sample_rate / sound_speed_m_s
 
 
+def check_setup(sample_rate: int, mic_spacing_m: float, sound_speed_m_s: float = SOUND_SPEED_M_S) -> None:
+    """Refuse a physical setup without spatial cues or time: a sample rate under 1 Hz, a mic spacing <= 0 m (two
+    mics in one place see no delay: every label would be noise) or a speed of sound <= 0.
+
+    Raises:
+        ValueError: naming the value and the option that sets it.
+    """
+    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate < 1:
+        raise ValueError(f"the sample rate (--sample-rate) must be a whole number of Hz >= 1, got {sample_rate}")
+    if not mic_spacing_m > 0:
+        raise ValueError(f"the mic spacing (--mic-spacing) must be > 0 m, got {mic_spacing_m}: two microphones in "
+                         f"one place give no inter-mic delay, so no spatial label; e.g. 0.01 (the paper's 1 cm)")
+    if not sound_speed_m_s > 0:
+        raise ValueError(f"the speed of sound must be > 0 m/s, got {sound_speed_m_s}")
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """Physical setup shared by all mixtures of a dataset (units in names; defaults = the paper's)."""
@@ -53,6 +69,9 @@ class RenderConfig:
     source_distance_range_m: tuple[float, float] = ROOM_SOURCE_DISTANCE_RANGE  # and source distances
 
     def __post_init__(self) -> None:
+        check_setup(self.sample_rate, self.mic_spacing_m, self.sound_speed_m_s)
+        if not self.duration_s > 0:
+            raise ValueError(f"the mixture length (--duration) must be > 0 s, got {self.duration_s}")
         for name in ("rt60_range_s", "source_distance_range_m"):
             lo, hi = getattr(self, name)
             object.__setattr__(self, name, (float(lo), float(hi)))  # JSON gives lists
@@ -115,6 +134,11 @@ class MixtureSpec:
     room_params: dict = field(default_factory=dict)
     corpora: tuple[str, ...] = ()
     speeds: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_setup(self.sample_rate, self.mic_spacing_m, self.sound_speed_m_s)
+        if self.num_samples < 1:
+            raise ValueError(f"mixture {self.mixture_id}: num_samples must be >= 1, got {self.num_samples}")
 
     @property
     def num_speakers(self) -> int:

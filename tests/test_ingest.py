@@ -66,8 +66,8 @@ def test_a_one_talker_window_is_dropped_and_counted(small_corpus, small_manifest
     path = tmp_path / "one.wav"
     sf.write(path, stereo, sr, subtype="FLOAT")
     r = CliRunner().invoke(dcgen, ["ingest", str(path), "--mic-spacing", "0.01", "--out", str(tmp_path / "in")])
-    assert r.exit_code == 0, r.output
-    assert "0 of 2 windows kept" in r.output and "2 one talker" in r.output
+    assert r.exit_code == 1, r.output  # an ingest that keeps no window is an error (issue 25), not "wrote"
+    assert "0 of 2 windows kept" in r.output and "2 one talker" in r.output and "no shard was written" in r.output
     assert not list((tmp_path / "in").glob("rec*/train-*.h5"))
 
 

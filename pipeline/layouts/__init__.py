@@ -1,5 +1,6 @@
 """The corpus layouts ``dcgen manifest`` reads, in one registry. Each layout is a module with ``detect(root) ->
-bool`` (does this folder have the layout?) and a scanner ``scan_<layout>(corpus_dir) -> list[Utterance]``
+bool`` (does this folder have the layout?) and a scanner ``scan_<layout>(corpus_dir, unreadable=None) ->
+list[Utterance]``
 (:class:`~spatialdc.pipeline.manifest.Utterance` rows sorted by id, paths relative to the corpus folder, the corpus's
 own split where it has one, speaker ages where it gives them; splitting is :mod:`spatialdc.pipeline.corpus`'s job).
 
@@ -31,7 +32,7 @@ class Layout:
     """A corpus layout: how to recognize its folder, and its scanner."""
 
     detect: Callable[[Path], bool]
-    scan: Callable[[str | Path], list[Utterance]]
+    scan: Callable[..., list[Utterance]]  # (corpus_dir, unreadable=None)
 
 
 # In the order detect_layout tries them: Kaldi before TIMIT (Kaldi corpora also have train/ and test/ folders), a
@@ -65,9 +66,10 @@ def detect_layout(corpus_dir: str | Path) -> str:
                             "supervisions manifest, a CSV corpus one top-level CSV of path,speaker,gender")
 
 
-def scan_layout(corpus_dir: str | Path, layout: str = "auto") -> list[Utterance]:
+def scan_layout(corpus_dir: str | Path, layout: str = "auto", unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan a corpus folder with the scanner of ``layout`` (``"auto"``: :func:`detect_layout`'s); ``split`` is the
-    corpus's own where it has one, else empty.
+    corpus's own where it has one, else empty. With ``unreadable`` (a list), audio files libsndfile cannot open are
+    noted there (``"PATH: why"``) and left out instead of raising.
 
     Raises:
         FileNotFoundError / ValueError: as the layout's scanner, or an unknown ``layout`` (with the known ones).
@@ -76,4 +78,4 @@ def scan_layout(corpus_dir: str | Path, layout: str = "auto") -> list[Utterance]
         layout = detect_layout(corpus_dir)
     if layout not in REGISTRY:
         raise ValueError(f"unknown corpus layout {layout!r}: choose auto or one of {LAYOUTS}")
-    return REGISTRY[layout].scan(corpus_dir)
+    return REGISTRY[layout].scan(corpus_dir, unreadable=unreadable)

@@ -16,11 +16,15 @@ def detect(root: Path) -> bool:
     return any(root.glob("*.csv"))
 
 
-def scan_csv(corpus_dir: str | Path, csv_path: str | Path | None = None) -> list[Utterance]:
+def scan_csv(corpus_dir: str | Path, csv_path: str | Path | None = None,
+             unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan a folder described by a CSV with columns ``path, speaker, gender`` (paths relative to the folder;
     gender F/M/female/male; an optional ``split`` column of train/valid/test keeps the user's split).
 
     ``csv_path`` defaults to the only ``*.csv`` file at the top of ``corpus_dir``.
+
+    ``unreadable``: a list to note audio files that cannot be opened in, leaving them out, instead of raising
+    (:func:`spatialdc.pipeline.layouts.scan_layout`).
 
     Raises:
         FileNotFoundError: no CSV (or several, without ``csv_path``), or a listed file that does not exist.
@@ -52,7 +56,9 @@ def scan_csv(corpus_dir: str | Path, csv_path: str | Path | None = None) -> list
             p = root / row["path"].strip()
             if not p.is_file():
                 raise FileNotFoundError(f"{csv_path}:{rowno}: audio {p} not found")
-            info = mono_file_info(p)
+            info = mono_file_info(p, unreadable)
+            if info is None:
+                continue
             rel = p.relative_to(root).as_posix()
             uid = re.sub(r"[^A-Za-z0-9_.-]+", "-", rel.rsplit(".", 1)[0])
             out.append(Utterance(uid, rel, row["speaker"].strip(), gender, int(info.frames), int(info.samplerate),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ..audio import UnreadableAudio, warn_if_truncated
 from ..manifest import GENDER_WORDS, SPLIT_WORDS, Utterance
 
 
@@ -51,12 +52,15 @@ def _read_table(path: Path, min_fields: int, required: bool = True) -> list[tupl
     return out
 
 
-def scan_kaldi(corpus_dir: str | Path) -> list[Utterance]:
+def scan_kaldi(corpus_dir: str | Path, unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan a corpus folder of Kaldi data directories (see the module docstring).
 
     Returns:
         utterances sorted by id; ``split`` from the data directory's name (train, dev/valid, test) or empty;
         ``age`` from ``spk2age`` (-1 where absent); ``start_sample`` from ``segments``.
+
+    ``unreadable``: a list to note audio files that cannot be opened in, leaving them out, instead of raising
+    (:func:`spatialdc.pipeline.layouts.scan_layout`).
 
     Raises:
         FileNotFoundError: no data directory, a missing ``wav.scp``, ``utt2spk`` or ``spk2gender`` (named with the
@@ -72,7 +76,7 @@ def scan_kaldi(corpus_dir: str | Path) -> list[Utterance]:
     seen: dict[str, Path] = {}
     for ddir in dirs:
         split = SPLIT_WORDS.get(ddir.name.lower(), "") if ddir != root else ""
-        for u in _scan_kaldi_dir(root, ddir, split):
+        for u in _scan_kaldi_dir(root, ddir, split, unreadable):
             if u.utterance_id in seen:
                 raise ValueError(f"utterance {u.utterance_id} is listed in {seen[u.utterance_id]} and in {ddir}; "
                                  f"utterance ids must be unique across the corpus")
@@ -81,8 +85,9 @@ def scan_kaldi(corpus_dir: str | Path) -> list[Utterance]:
     return sorted(out, key=lambda u: u.utterance_id)
 
 
-def _scan_kaldi_dir(root: Path, ddir: Path, split: str) -> list[Utterance]:
-    """The utterances of one data directory ``ddir`` (paths relative to the corpus folder ``root``)."""
+def _scan_kaldi_dir(root: Path, ddir: Path, split: str, unreadable: list[str] | None = None) -> list[Utterance]:
+    """The utterances of one data directory ``ddir`` (paths relative to the corpus folder ``root``); recordings
+    that cannot be opened are noted in ``unreadable`` and left out if it is a list."""
     gender_file = ddir / "spk2gender"
     if not gender_file.is_file():
         raise FileNotFoundError(f"{gender_file} not found: mixtures are planned by gender, so a Kaldi data directory "
@@ -96,7 +101,7 @@ def _scan_kaldi_dir(root: Path, ddir: Path, split: str) -> list[Utterance]:
         items = [(f[0], f[1], float(f[2]), float(f[3]), lineno) for lineno, f in segments]
     else:
         items = [(utt, utt, 0.0, -1.0, 0) for utt in utt2spk]
-    infos: dict[str, sf._SoundFileInfo] = {}
+    infos: dict[str, sf._SoundFileInfo | None] = {}
     out = []
     for utt, rec, start_s, end_s, lineno in items:
         where = f"{ddir / 'segments'}:{lineno}" if segments else f"{ddir / 'utt2spk'}"
@@ -106,7 +111,9 @@ def _scan_kaldi_dir(root: Path, ddir: Path, split: str) -> list[Utterance]:
             raise ValueError(f"{where}: recording {rec} of utterance {utt} is not in {ddir / 'wav.scp'}")
         path, scp_line = recordings[rec]
         if rec not in infos:
-            infos[rec] = _recording_info(root, ddir, rec, path, scp_line)
+            infos[rec] = _recording_info(root, ddir, rec, path, scp_line, unreadable)
+        if infos[rec] is None:
+            continue
         sr, frames = int(infos[rec].samplerate), int(infos[rec].frames)
         start = int(round(start_s * sr))
         end = frames if end_s < 0 else int(round(end_s * sr))
@@ -166,15 +173,21 @@ def _read_utt2spk(ddir: Path, genders: dict[str, str]) -> dict[str, str]:
     return utt2spk
 
 
-def _recording_info(root: Path, ddir: Path, rec: str, path: Path, scp_line: int) -> sf._SoundFileInfo:
-    """soundfile's description of recording ``rec``, checked to exist and be mono (errors name its wav.scp line)."""
+def _recording_info(root: Path, ddir: Path, rec: str, path: Path, scp_line: int,
+                    unreadable: list[str] | None = None) -> sf._SoundFileInfo | None:
+    """soundfile's description of recording ``rec``, checked to exist and be mono (errors name its wav.scp line);
+    None for a file that cannot be opened when ``unreadable`` is a list (noted there)."""
     if not path.is_file():
         raise FileNotFoundError(f"{ddir / 'wav.scp'}:{scp_line}: audio {path} of recording {rec} not found; "
                                 f"restore the file or remove its line (paths are relative to {root})")
     try:
         info = sf.info(str(path))
     except Exception as exc:
-        raise ValueError(f"cannot read audio file {path} ({ddir / 'wav.scp'}:{scp_line}): {exc}") from exc
+        if unreadable is None:
+            raise UnreadableAudio(path, f"{exc} ({ddir / 'wav.scp'}:{scp_line})") from exc
+        unreadable.append(f"{path}: {exc} ({ddir / 'wav.scp'}:{scp_line})")
+        return None
     if info.channels != 1:
         raise ValueError(f"{path}: {info.channels} channels; corpus utterances must be mono")
+    warn_if_truncated(path, info.frames, info.samplerate)
     return info

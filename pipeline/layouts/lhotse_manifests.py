@@ -34,8 +34,11 @@ def lhotse_manifests(root: str | Path) -> tuple[Path, Path] | None:
     return recs[0], sups[0]
 
 
-def scan_lhotse(corpus_dir: str | Path) -> list[Utterance]:
+def scan_lhotse(corpus_dir: str | Path, unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan a folder with a lhotse RecordingSet and SupervisionSet (see the module docstring).
+
+    ``unreadable`` is accepted for a uniform signature: this layout opens no audio (``dcgen manifest`` decodes
+    every file afterwards).
 
     Raises:
         ImportError: lhotse is not installed (with the install command). FileNotFoundError: no manifests, or

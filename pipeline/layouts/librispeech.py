@@ -43,7 +43,7 @@ def read_librispeech_speakers(path: Path) -> dict[str, str]:
     return genders
 
 
-def scan_librispeech(corpus_dir: str | Path) -> list[Utterance]:
+def scan_librispeech(corpus_dir: str | Path, unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan a LibriSpeech-layout folder: audio named ``SPEAKER-CHAPTER-UTT.flac`` (flat or nested), genders
     from ``SPEAKERS.TXT`` at its top.
 
@@ -52,6 +52,9 @@ def scan_librispeech(corpus_dir: str | Path) -> list[Utterance]:
 
     Returns:
         utterances sorted by id, ``split`` empty.
+
+    ``unreadable``: a list to note audio files that cannot be opened in, leaving them out, instead of raising
+    (:func:`spatialdc.pipeline.layouts.scan_layout`).
 
     Raises:
         FileNotFoundError: the folder or ``SPEAKERS.TXT`` is missing, or it holds no audio.
@@ -73,7 +76,9 @@ def scan_librispeech(corpus_dir: str | Path) -> list[Utterance]:
         speaker = m.group(1)
         if speaker not in genders:
             raise ValueError(f"{p}: speaker {speaker} is not listed in {root / 'SPEAKERS.TXT'}")
-        info = mono_file_info(p)
+        info = mono_file_info(p, unreadable)
+        if info is None:
+            continue
         out.append(Utterance(p.stem, p.relative_to(root).as_posix(), speaker, genders[speaker],
                              int(info.frames), int(info.samplerate)))
     return out

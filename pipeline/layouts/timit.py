@@ -14,7 +14,7 @@ def detect(root: Path) -> bool:
     return {"train", "test"} <= {p.name.lower() for p in root.iterdir() if p.is_dir()}
 
 
-def scan_timit(corpus_dir: str | Path) -> list[Utterance]:
+def scan_timit(corpus_dir: str | Path, unreadable: list[str] | None = None) -> list[Utterance]:
     """Scan TIMIT in its LDC layout: ``TRAIN/`` and ``TEST/``, then ``DR1..DR8/``, then one folder per speaker whose
     first letter is the gender (``FCJF0``, ``MDAB0``), then ``*.WAV`` (NIST SPHERE or RIFF; names in any case).
 
@@ -22,6 +22,9 @@ def scan_timit(corpus_dir: str | Path) -> list[Utterance]:
         utterances sorted by id (``SPEAKER-SENTENCE``, e.g. ``FCJF0-SA1``), ``split`` = ``"train"`` or ``"test"``
         (TIMIT's own speaker split; :func:`spatialdc.pipeline.corpus.assign_splits` later moves some training
         speakers to valid).
+
+    ``unreadable``: a list to note audio files that cannot be opened in, leaving them out, instead of raising
+    (:func:`spatialdc.pipeline.layouts.scan_layout`).
 
     Raises:
         FileNotFoundError: no TRAIN/TEST folders, or no audio in them.
@@ -43,7 +46,9 @@ def scan_timit(corpus_dir: str | Path) -> list[Utterance]:
             gender = speaker_dir[:1].lower()
             if gender not in GENDERS:
                 raise ValueError(f"{p}: speaker folder {speaker_dir!r} should start with F or M (TIMIT layout)")
-            info = mono_file_info(p)
+            info = mono_file_info(p, unreadable)
+            if info is None:
+                continue
             out.append(Utterance(f"{speaker_dir.upper()}-{p.stem.upper()}", p.relative_to(root).as_posix(),
                                  speaker_dir.upper(), gender, int(info.frames), int(info.samplerate), split, "timit"))
     if not out:
