@@ -54,3 +54,30 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, axis: int = -1) -> np.n
 
     g = gcd(int(rate_in), int(rate_out))
     return resample_poly(x, int(rate_out) // g, int(rate_in) // g, axis=axis)
+
+
+def warn_if_truncated(path: str | Path, frames: int, sample_rate: int) -> bool:
+    """Log a warning when a RIFF/WAVE file holds fewer frames than its header's data chunk announces (a copy or a
+    recording cut short: libsndfile reads what is there without a word). ``frames``: what the file holds. Other
+    formats, and the placeholder sizes (0, 0xFFFFFFFF) of writers that stream, are not checked. Returns True if
+    it warned."""
+    import logging
+    import struct
+
+    announced, align = None, 0
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        while head[:4] == b"RIFF" and head[8:12] == b"WAVE" and len(chunk := fh.read(8)) == 8:
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                announced = size // align if align and size not in (0, 0xFFFFFFFF) else None
+                break
+            body = fh.read(size + (size & 1))  # chunks are padded to an even size
+            align = struct.unpack("<H", body[12:14])[0] if cid == b"fmt " and len(body) >= 14 else align
+    if announced is None or announced <= frames:
+        return False
+    logging.getLogger(__name__).warning(
+        "%s is truncated: its header says %.2f s (%d samples) but it holds %.2f s (%d samples); only those are "
+        "used. Replace it with a complete copy if that is not what you want", path, announced / sample_rate,
+        announced, frames / sample_rate, frames)
+    return True

@@ -107,6 +107,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         architecture or number of frequencies. ShardReadError (a ValueError): a damaged shard.
     """
     out = check_out_folder(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rank, world_size = distributed.world()
     with hold_run_folder(out, rank):
         try:

@@ -30,7 +30,8 @@ UNWRITTEN_GRACE_S = 10.0  # an empty or garbled lock younger than this may be be
 
 
 def check_out_folder(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, made if missing, checked to be a folder (not a file, not under a file).
+    """``path`` as a Path, checked to be a folder or a path where one can be made (not a file, not under a file);
+    nothing is made.
 
     Raises:
         ValueError: ``path`` is a file, or lies under one (the message names the path, the file and the fix).
@@ -41,7 +42,6 @@ def check_out_folder(path: str | Path, option: str = "--out") -> Path:
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise ValueError(f"{option} {path} lies under {blocking}, which is a file; give a path under a folder")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
