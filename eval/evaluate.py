@@ -229,6 +229,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     paths = unique_shards(expand_shards(shard_patterns))
     shard_set = ShardSet(paths)
     check_unique_mixtures(shard_set)
+    shard_set.close()  # the workers open their own
     if checkpoint:
         check_model_fits_shards(str(checkpoint), shard_set)
     count = len(shard_set)

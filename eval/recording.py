@@ -1,12 +1,12 @@
-"""A user's recordings: read one (mic 1, resampled to the models' rate), check it, bring it to the level of the
-training mixtures, and write the stems separated from it."""
+"""A user's recordings: read one (mic 1, resampled to the models' rate) whole or in blocks, check it, bring it to the
+level of the training mixtures, and write the stems separated from it as they come."""
 
 from __future__ import annotations
 
 import logging
 import os
-from math import gcd
 import tempfile
+from math import gcd
 from pathlib import Path
 from typing import Sequence
 
@@ -44,8 +44,9 @@ class RecordingFile:
 
     :meth:`read` gives any span of the resampled signal: the file's samples of that span and ``margin`` more on
     each side (enough for the resampling filter, :func:`spatialdc.pipeline.audio.resample`) are read, resampled and
-    cut, so a span equals the same span of the whole file resampled at once (bit for bit where the rates are
-    equal; to rounding otherwise). Use it in a ``with`` block (the file stays open).
+    cut, so a span equals the same span of the whole file resampled at once, bit for bit (polyphase filtering
+    sums the same products for every output sample; checked from 8 to 48 kHz). Use it in a ``with`` block (the file
+    stays open).
 
     Raises:
         FileNotFoundError: no such file. ValueError: audio libsndfile cannot open.

@@ -69,12 +69,13 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     plan = plan_chunks(ArrayRecording(x), model, stats, num_speakers, chunk_s, overlap_s, max_speakers, cluster_db,
                        count_head, sample_rate)
     out = np.empty((plan.num_speakers, x.shape[0]), np.float32)  # (N, S)
-    labels = np.full((features.N_FFT // 2 + 1, features.num_frames(x.shape[0])), -1, np.int8)  # (F, T)
+    labels = np.full((features.N_FFT // 2 + 1, features.num_frames(x.shape[0])), -1, np.int8) if details else None
     stitcher = Stitcher(plan.bounds, plan.overlap)
     for sep in separated_chunks(ArrayRecording(x), model, stats, plan, seed, cluster_db):
         sep, ov, start, done = stitcher.add(sep)
         out[:, start: start + done.shape[1]] = done
-        chunk_labels(labels, sep, start, ov)
+        if details:
+            chunk_labels(labels, sep, start, ov)
     if details:
         return out, plan.num_speakers, SeparationDetails(labels, plan.count_method, plan.count_evidence)
     return out, plan.num_speakers
