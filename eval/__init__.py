@@ -4,7 +4,8 @@
 - evaluate.py: score test shards (dceval's library); report.py: CSV and tables; plots.py: figures;
   html_report.py + html_page.py: the pages to listen to
 - count.py: speaker-count estimators (count head, eigenvalue rule)
-- recording.py: a user's audio files (read, check, level, write stems); separator.py: the Separator API
+- recording.py: a user's audio files (read whole or in blocks, check, level, write stems as they come);
+  chunks.py: a recording separated chunk by chunk in constant memory; separator.py: the Separator API
 - ship.py: ship a trained model into spatialdc.models (``python -m spatialdc.eval.ship``)
 - dceval.py, dcsep.py, dccount.py: the command-line tools, thin click wrappers
 """

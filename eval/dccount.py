@@ -11,6 +11,7 @@ import numpy as np
 
 from spatialdc.pipeline.provenance import command_line
 from spatialdc.pipeline.shards import file_sha256
+from spatialdc.trainer.glob_hint import GlobOptionsCommand
 
 from .count import checkpoint_weights_sha256, collect_features, default_head_path, fit_count_head
 from .report import count_confusion
@@ -25,7 +26,8 @@ def confusion_rows(true: np.ndarray, est: np.ndarray) -> list[dict]:
             for k, (t, e) in enumerate(zip(true, est))]
 
 
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.command(cls=GlobOptionsCommand, glob_options=("--train", "--valid", "--test"),
+               context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="dctrain checkpoint (best.pt) whose network the head reads.")
 @click.option("--train", "train", multiple=True, required=True,

@@ -9,6 +9,7 @@ import click
 
 from spatialdc.pipeline.provenance import command_line, package_versions
 from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
+from spatialdc.trainer.glob_hint import GlobOptionsCommand
 
 from .count import resolve_count_head
 from .evaluate import evaluate
@@ -18,7 +19,8 @@ from .report import write_csv, write_summary
 from .separate import DEFAULT_CLUSTER_DB
 
 
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.command(cls=GlobOptionsCommand, glob_options=("--shards",),
+               context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="dctrain checkpoint (best.pt). Without it only the oracle DS and BPD masks are scored.")
 @click.option("--shards", "shard_patterns", required=True, multiple=True,

@@ -10,6 +10,7 @@ import click
 
 from spatialdc import models
 from spatialdc.pipeline.provenance import command_line
+from spatialdc.trainer.run_folder import check_out_folder
 
 from .html_report import write_separation_report
 from .separate import DEFAULT_CLUSTER_DB
@@ -62,6 +63,7 @@ def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speake
                    max_speakers=max_speakers)
     count = "auto" if speakers == "auto" else int(speakers)
     try:
+        check_out_folder(out, "--out")
         sep = Separator(checkpoint, **options) if checkpoint else Separator.from_pretrained(model_name, **options)
         if not checkpoint:
             click.echo(f"model: shipped {sep.name} ({_card_line(sep.card)}); --list-models shows the others")

@@ -6,13 +6,14 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from spatialdc.pipeline import features
 from spatialdc.pipeline.parallel import chunked, run_tasks
-from spatialdc.pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline.shards import ShardReadError, ShardSet, expand_shards
 
 from spatialdc.pipeline.metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
 
@@ -148,6 +149,59 @@ def score_mixture(d: dict, methods: dict[str, np.ndarray], k_est: int, backend: 
     return rows
 
 
+def unique_shards(paths: Sequence[Path]) -> tuple[str, ...]:
+    """The shard files, each once (overlapping globs match some twice), in their order."""
+    seen: dict[Path, str] = {}
+    for p in paths:
+        seen.setdefault(Path(p).resolve(), str(p))
+    if len(seen) < len(paths):
+        log.info("%d shard files matched more than one --shards glob: each is scored once", len(paths) - len(seen))
+    return tuple(seen.values())
+
+
+def check_unique_mixtures(shards: ShardSet) -> None:
+    """Refuse shards of two folders that hold mixtures of the same id (two datasets of one name, e.g. two fm2
+    folders rendered with other settings): one report cannot tell their rows apart.
+
+    Raises:
+        ValueError: the clashing ids, the folders and the fix.
+    """
+    folders: dict[str, set[str]] = {}
+    for i in range(len(shards)):
+        folder = str(shards.paths[shards.index[i][0]].parent)
+        folders.setdefault(shards.read(i, ("spec",))["spec"].mixture_id, set()).add(folder)
+    clashes = sorted(m for m, f in folders.items() if len(f) > 1)
+    if clashes:
+        where = sorted(set().union(*(folders[m] for m in clashes)))
+        raise ValueError(
+            f"the shards of {' and '.join(where)} hold mixtures of the same ids ({clashes[0]}"
+            f"{f' and {len(clashes) - 1} more' if len(clashes) > 1 else ''}): datasets of one name, whose rows one "
+            f"report cannot tell apart. Score each folder in a dceval run of its own, e.g. --shards "
+            f"'{where[0]}/test-*.h5' --report {Path(where[0]).name}.csv")
+
+
+def scored_rows(tasks: Sequence[EvalTask], workers: int, scheduler: str | None, progress: bool) -> list[dict]:
+    """The rows of every task, in this process (``workers`` 0) or on Dask; a task's error is raised here as it was
+    raised (e.g. a :class:`~spatialdc.pipeline.shards.ShardReadError` naming the shard).
+
+    Raises:
+        ShardReadError: also when a Dask worker process died (``KilledWorker``: a crash, e.g. in the decompression
+            of a damaged shard, or out of memory); the message names the shards' folders and ``dcgen verify``.
+    """
+    try:
+        return [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
+                for r in batch]
+    except Exception as exc:
+        if type(exc).__name__ != "KilledWorker":  # distributed's, not imported unless a cluster runs
+            raise
+        folders = sorted({str(Path(p).parent) for t in tasks for p in t.paths})
+        raise ShardReadError(
+            f"a Dask worker process died while scoring the mixtures of {', '.join(folders)} ({exc}): a damaged shard "
+            f"can crash the decompression of HDF5 data, or the workers ran out of memory. "
+            f"{'; '.join(f'`dcgen verify {f}`' for f in folders)} finds damaged shards (delete them and re-run the "
+            f"`dcgen render` command that made them); with too little memory, give fewer --workers") from exc
+
+
 def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str = DEFAULT_BACKEND, workers: int = 2,
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
              progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB,
@@ -168,11 +222,14 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
 
     Raises:
         FileNotFoundError: no shard matches, or the checkpoint is missing. ValueError: a junk or foreign
-            checkpoint, or one that does not fit the shards (checked before any mixture is scored); a shard that
-            cannot be read (:class:`~spatialdc.pipeline.shards.ShardReadError`).
+            checkpoint, or one that does not fit the shards, or shards of two datasets whose mixture ids clash
+            (checked before any mixture is scored); a shard that cannot be read, or a Dask worker that died
+            (:class:`~spatialdc.pipeline.shards.ShardReadError`).
     """
-    paths = tuple(str(p) for p in expand_shards(shard_patterns))
+    paths = unique_shards(expand_shards(shard_patterns))
     shard_set = ShardSet(paths)
+    check_unique_mixtures(shard_set)
+    shard_set.close()  # the workers open their own
     if checkpoint:
         check_model_fits_shards(str(checkpoint), shard_set)
     count = len(shard_set)
@@ -187,8 +244,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles,
                       auto_count, max_speakers, str(count_head) if count_head else None)
              for idx in chunked(range(count), chunk_size)]
-    rows = [r for batch in run_tasks(evaluate_task, tasks, workers, 1, scheduler, progress, desc="evaluate")
-            for r in batch]
+    rows = scored_rows(tasks, workers, scheduler, progress)
     silent = {r["mixture_id"] for r in rows if r["silent_reference"]}
     if silent:
         log.warning("%d mixtures have a silent reference source: marked in the CSV and left out of the means",

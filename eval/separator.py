@@ -13,32 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from spatialdc import models
 from spatialdc.pipeline import features
 from spatialdc.pipeline.audio import resample
+from spatialdc.trainer.run_folder import check_out_folder
 
-from .count import DEFAULT_SHARE, CountHead, count_features, embedding_spectrum, estimate_num_speakers, \
-    resolve_count_head
-from .recording import MODEL_SAMPLE_RATE, check_waveform, level_gain, read_recording, write_stems
-from .separate import DEFAULT_CLUSTER_DB, Separation, embed, load_model, network_outputs, separate_mixture
-
-
-def _chunk_bounds(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
-    if n <= chunk:
-        return [(0, n)]
-    hop = chunk - overlap
-    starts = list(range(0, n - overlap, hop))
-    return [(s, min(s + chunk, n)) for s in starts if s < n]
-
-
-def _best_permutation(prev: np.ndarray, cur: np.ndarray) -> list[int]:
-    """Order of ``cur``'s stems (N, S) that best matches ``prev`` (N, S) by correlation (Hungarian assignment)."""
-    a = prev / (np.linalg.norm(prev, axis=1, keepdims=True) + 1e-12)
-    b = cur / (np.linalg.norm(cur, axis=1, keepdims=True) + 1e-12)
-    _, cols = linear_sum_assignment(-(a @ b.T))
-    return list(cols)
+from .chunks import Stitcher, chunk_labels, plan_chunks, separated_chunks
+from .count import CountHead, resolve_count_head
+from .recording import MODEL_SAMPLE_RATE, ArrayRecording, RecordingFile, StemFiles, check_waveform
+from .separate import DEFAULT_CLUSTER_DB, load_model
 
 
 @dataclass(frozen=True)
@@ -63,16 +47,13 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
                        overlap_s: float = 2.0, max_speakers: int = 3, cluster_db: float = DEFAULT_CLUSTER_DB,
                        sample_rate: int = MODEL_SAMPLE_RATE, seed: int = 0,
                        count_head: CountHead | None = None, details: bool = False):
-    """Separate a single-channel recording of any length.
-
-    The recording is cut into chunks of ``chunk_s`` seconds overlapping by ``overlap_s``; each chunk is embedded and
-    separated as ``dceval`` separates a mixture (:func:`~spatialdc.eval.separate.separate_mixture`, K-means keyed by
-    ``seed`` and the chunk's number); the stems of each chunk are matched to the previous chunk's by their
-    correlation over the overlap and cross-faded linearly. With ``num_speakers`` None the count is estimated: with
-    ``count_head``, by :func:`count_probabilities` (windows as long as its training mixtures, probabilities
-    averaged); without, by the eigenvalue rule per chunk, the largest estimate used for all chunks. The network
-    sees the recording at the level of its training mixtures (:func:`~spatialdc.eval.recording.level_gain`), so
-    the stems scale with the input.
+    """Separate a single-channel recording of any length held in memory, chunk by chunk
+    (:mod:`~spatialdc.eval.chunks`: chunks of ``chunk_s`` seconds overlapping by ``overlap_s``, separated as
+    ``dceval`` separates a mixture, stems matched and cross-faded over the overlaps). With ``num_speakers`` None the
+    count is estimated: with ``count_head``, by :func:`~spatialdc.eval.chunks.count_probabilities` (windows as long
+    as its training mixtures, probabilities averaged); without, by the eigenvalue rule per chunk, the largest
+    estimate used for all chunks. The network sees the recording at the level of its training mixtures
+    (:func:`~spatialdc.eval.recording.level_gain`), so the stems scale with the input.
 
     Args:
         x: (S,) float, at ``sample_rate``. model: a DeepClusteringNet in eval mode. stats: its input statistics.
@@ -85,101 +66,50 @@ def separate_recording(x: np.ndarray, model, stats: dict, num_speakers: int | No
     Raises:
         ValueError: a silent recording with ``count_head``.
     """
-    overlap = int(overlap_s * sample_rate)
-    bounds = _chunk_bounds(x.shape[0], int(chunk_s * sample_rate), overlap)
-    mags = [np.abs(features.stft(x[lo:hi])) for lo, hi in bounds]  # (F, T_k) per chunk
-    gain = level_gain(mags, stats)
-    embs = [embed(model, stats, gain * mag[None])[0] for mag in mags]  # (F, T_k, D) per chunk
-    if num_speakers is not None:
-        how, evidence = "given", ""
-    elif count_head is not None:
-        probs = count_probabilities(x, model, stats, count_head, gain, cluster_db)
-        num_speakers = int(count_head.most_probable(probs, max_speakers)[0])
-        how, evidence = "count head", ", ".join(f"P({c} speakers) = {p:.2f}" for c, p in zip(count_head.classes,
-                                                                                             probs))
-    else:
-        num_speakers, evidence = _eigenvalue_count(embs, mags, max_speakers, cluster_db)
-        how = "eigenvalue rule"
-    seps = [separate_mixture(emb, mag, num_speakers, seed=seed, key=k, cluster_db=cluster_db, mixture=x[lo:hi])
-            for k, ((lo, hi), mag, emb) in enumerate(zip(bounds, mags, embs))]
-    out, labels = _stitch(seps, bounds, overlap, x.shape[0])
+    plan = plan_chunks(ArrayRecording(x), model, stats, num_speakers, chunk_s, overlap_s, max_speakers, cluster_db,
+                       count_head, sample_rate)
+    out = np.empty((plan.num_speakers, x.shape[0]), np.float32)  # (N, S)
+    labels = np.full((features.N_FFT // 2 + 1, features.num_frames(x.shape[0])), -1, np.int8) if details else None
+    stitcher = Stitcher(plan.bounds, plan.overlap)
+    for sep in separated_chunks(ArrayRecording(x), model, stats, plan, seed, cluster_db):
+        sep, ov, start, done = stitcher.add(sep)
+        out[:, start: start + done.shape[1]] = done
+        if details:
+            chunk_labels(labels, sep, start, ov)
     if details:
-        return out.astype(np.float32), num_speakers, SeparationDetails(labels, how, evidence)
-    return out.astype(np.float32), num_speakers
+        return out, plan.num_speakers, SeparationDetails(labels, plan.count_method, plan.count_evidence)
+    return out, plan.num_speakers
 
 
-def _stitch(seps: list[Separation], bounds: list[tuple[int, int]], overlap: int,
-            num_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """The chunks' separations as one: each chunk's stems in the order that best matches the previous chunk's over
-    their overlap, cross-faded linearly there; the bins' labels from the middle of each overlap on.
-
-    Returns:
-        ((N, S) float64 stems, (F, T) int8 labels, T = ``features.num_frames(S)``).
-    """
-    out = np.zeros((seps[0].masks.shape[0], num_samples))
-    all_labels = np.full((seps[0].labels.shape[0], features.num_frames(num_samples)), -1, np.int8)  # (F, T)
-    prev = None  # the previous chunk's stems, in their matched order
-    for k, ((lo, hi), sep) in enumerate(zip(bounds, seps)):
-        stems = sep.stems.astype(np.float64)  # (N, S_k)
-        ov = min(overlap, hi - lo) if k > 0 else 0
-        if prev is not None and ov > 0:
-            order = _best_permutation(prev[:, -ov:], stems[:, :ov])
-            sep, stems = sep.reordered(order), stems[order]
-            fade = np.linspace(0.0, 1.0, ov)
-            out[:, lo: lo + ov] = out[:, lo: lo + ov] * (1 - fade) + stems[:, :ov] * fade
-            out[:, lo + ov: hi] = stems[:, ov:]
-        else:
-            out[:, lo:hi] = stems
-        prev = stems
-        first = round((lo + ov / 2) / features.HOP)  # this chunk's labels from the middle of the overlap on
-        skip = first - round(lo / features.HOP)
-        width = min(sep.labels.shape[1] - skip, all_labels.shape[1] - first)
-        all_labels[:, first: first + width] = sep.labels[:, skip: skip + width]
-    return out, all_labels
-
-
-def _eigenvalue_count(embs: list[np.ndarray], mags: list[np.ndarray], max_speakers: int,
-                      cluster_db: float) -> tuple[int, str]:
-    """The eigenvalue rule over a recording's chunks: the largest count of the chunks with a non-silent bin, and
-    the decision in words."""
-    counted = [(k, e, features.active_bins(m, cluster_db)) for k, (e, m) in enumerate(zip(embs, mags))]
-    counted = [(k, e, a) for k, e, a in counted if a.any()]
-    per_chunk = [estimate_num_speakers(e, a, max_speakers) for _, e, a in counted]
-    return max(per_chunk), _eigenvalue_evidence(counted, per_chunk, max_speakers)
-
-
-def _eigenvalue_evidence(counted: list, per_chunk: list[int], max_speakers: int, shown: int = 4) -> str:
-    """The eigenvalue rule's decision in words: the leading eigenvalues and count of the first ``shown`` chunks."""
-    lines = [f"chunk {k + 1}: eigenvalues " + " ".join(f"{v:.2f}" for v in embedding_spectrum(e, a)[:max_speakers + 1])
-             + f" -> {c}" for (k, e, a), c in zip(counted[:shown], per_chunk)]
-    if len(counted) > shown:
-        lines.append(f"... {len(counted)} chunks, counts " + " ".join(map(str, per_chunk)))
-    return "; ".join(lines) + (f" (a speaker per eigenvalue above the share {DEFAULT_SHARE}, 1..{max_speakers}; "
-                               f"the largest count of the chunks is used)")
-
-
-def count_probabilities(x: np.ndarray, model, stats: dict, head: CountHead, gain: float, cluster_db: float,
-                        window_s: float = 2.0, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
-    """Class probabilities of the count head for a recording: the recording is cut into consecutive windows of
-    ``window_s`` (the length of the mixtures the head was fitted on; a shorter recording is one window), each
-    window's probabilities are computed at the network's training level (``gain``,
-    :func:`~spatialdc.eval.recording.level_gain`), and their mean is returned.
+def separate_file(path: str | Path, out_dir: str | Path, model, stats: dict, num_speakers: int | None,
+                  chunk_s: float = 8.0, overlap_s: float = 2.0, max_speakers: int = 3,
+                  cluster_db: float = DEFAULT_CLUSTER_DB, seed: int = 0, count_head: CountHead | None = None,
+                  overwrite: bool = False) -> tuple[list[Path], int]:
+    """Separate an audio file (any rate, channel 1 of several) of any length into
+    ``out_dir/<name>_speaker<k>.wav`` in memory that does not grow with its length: the file is read in blocks
+    (:class:`~spatialdc.eval.recording.RecordingFile`: once to check it, once for the level gain, once more per
+    pass of :func:`~spatialdc.eval.chunks.plan_chunks`, once to separate) and the stems are written as the chunks
+    are stitched (:class:`~spatialdc.eval.recording.StemFiles`). The stems are those of
+    :func:`separate_recording` on the whole file read and resampled at once.
 
     Returns:
-        (C,) float64, one per ``head.classes``, summing to 1.
+        (the N paths written, in stem order; N).
 
     Raises:
-        ValueError: a silent recording.
+        FileNotFoundError: no such file. FileExistsError: a stem file exists and ``overwrite`` is False (before
+            the separation pass). ValueError: unreadable or refused audio
+            (:class:`~spatialdc.eval.recording.WaveformScan`), an output folder that is a file or under one.
     """
-    win = int(window_s * sample_rate)
-    starts = range(0, max(x.shape[0] - win, 0) + 1, win)
-    mags = np.stack([np.abs(features.stft(x[lo: lo + win])) for lo in starts])  # (W, F, T)
-    xin, h, v = network_outputs(model, stats, gain * mags)
-    active = features.active_bins(mags, head.cluster_db or cluster_db)  # (W, F, T)
-    keep = [k for k in range(len(mags)) if active[k].any()]
-    if not keep:
-        raise ValueError("the recording is silent: no speaker to count")
-    return head.probabilities(np.stack([count_features(xin[k], h[k], v[k], active[k]) for k in keep])).mean(0)
+    check_out_folder(out_dir, "output folder")
+    with RecordingFile(path) as recording:
+        recording.check()
+        plan = plan_chunks(recording, model, stats, num_speakers, chunk_s, overlap_s, max_speakers, cluster_db,
+                           count_head)
+        with StemFiles(out_dir, Path(path).stem, plan.num_speakers, overwrite) as files:
+            stitcher = Stitcher(plan.bounds, plan.overlap)
+            for sep in separated_chunks(recording, model, stats, plan, seed, cluster_db):
+                files.write(stitcher.add(sep)[3])
+            return files.finish(), plan.num_speakers
 
 
 class Separator:
@@ -240,7 +170,7 @@ class Separator:
 
         Args:
             waveform: (S,) float, one microphone, at ``sample_rate`` Hz, any level.
-            sample_rate: Hz; resampled to 16 kHz if different.
+            sample_rate: Hz, a whole number >= 1; resampled to 16 kHz if different.
             num_speakers: N >= 1, or ``"auto"`` to estimate it (count head or eigenvalue rule).
 
         Returns:
@@ -248,8 +178,9 @@ class Separator:
             the spectrogram, so the stems add up to the (resampled) recording.
 
         Raises:
-            ValueError: a bad count, or a waveform :func:`~spatialdc.eval.recording.check_waveform` refuses
-                (empty, NaN or infinite samples, shorter than one STFT frame, silent).
+            ValueError: a bad count, or a sample rate or waveform :func:`~spatialdc.eval.recording.check_waveform`
+                refuses (a rate that is not a whole number >= 1; empty, NaN or infinite samples, shorter than one
+                STFT frame, silent); the message names the value.
         """
         x = self._prepare(waveform, sample_rate, num_speakers)
         return self._separate(x, num_speakers)[0]
@@ -270,29 +201,37 @@ class Separator:
         return stems, details
 
     @staticmethod
-    def _prepare(waveform: np.ndarray, sample_rate: int, num_speakers: int | str) -> np.ndarray:
+    def _count(num_speakers: int | str) -> int | None:
+        """``num_speakers`` checked: an int, or None for ``"auto"``."""
         if num_speakers != "auto" and not (isinstance(num_speakers, (int, np.integer)) and num_speakers >= 1):
             raise ValueError(f"num_speakers must be an int >= 1 or 'auto', got {num_speakers!r}")
+        return None if num_speakers == "auto" else int(num_speakers)
+
+    def _prepare(self, waveform: np.ndarray, sample_rate: int, num_speakers: int | str) -> np.ndarray:
+        self._count(num_speakers)
         return resample(check_waveform(waveform, sample_rate), sample_rate, MODEL_SAMPLE_RATE)
 
     def _separate(self, x: np.ndarray, num_speakers: int | str, details: bool = False):
-        head = self._head() if num_speakers == "auto" else None
-        return separate_recording(x, self.model, self.stats, None if num_speakers == "auto" else int(num_speakers),
-                                  self.chunk_s, self.overlap_s, self.max_speakers, self.cluster_db,
-                                  seed=self.seed, count_head=head, details=details)
+        count = self._count(num_speakers)
+        return separate_recording(x, self.model, self.stats, count, self.chunk_s, self.overlap_s,
+                                  self.max_speakers, self.cluster_db, seed=self.seed,
+                                  count_head=self._head() if count is None else None, details=details)
 
     def separate_file(self, path: str | Path, out_dir: str | Path = "stems", num_speakers: int | str = 2,
                       overwrite: bool = False) -> list[Path]:
         """Separate a WAV / FLAC file (any rate; channel 1 of several) into ``out_dir/<name>_speaker<k>.wav``,
-        16-bit PCM at 16 kHz, scaled down together if a stem would clip; each file written atomically.
+        16-bit PCM at 16 kHz, scaled down together if a stem would clip; each file written atomically. The file is
+        streamed (:func:`separate_file`): memory does not grow with its length.
 
         Returns:
             the N paths written, in stem order.
 
         Raises:
             FileNotFoundError: no such file. FileExistsError: a stem file exists and ``overwrite`` is False.
-            ValueError: unreadable or refused audio (:func:`~spatialdc.eval.recording.read_recording`), a bad count.
+            ValueError: unreadable or refused audio (:class:`~spatialdc.eval.recording.WaveformScan`), a bad count,
+                an output folder that is a file or under one.
         """
-        x, _ = read_recording(path)
-        stems, _ = self._separate(x, num_speakers)
-        return write_stems(stems, out_dir, Path(path).stem, overwrite)
+        count = self._count(num_speakers)
+        return separate_file(path, out_dir, self.model, self.stats, count, self.chunk_s, self.overlap_s,
+                             self.max_speakers, self.cluster_db, self.seed,
+                             self._head() if count is None else None, overwrite)[0]

@@ -128,3 +128,4 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, axis: int = -1) -> np.n
 
     g = gcd(int(rate_in), int(rate_out))
     return resample_poly(x, int(rate_out) // g, int(rate_in) // g, axis=axis)
+

@@ -4,7 +4,8 @@
 - data.py, dynamic.py: training examples from shards, or drawn on the fly; loss.py: the affinity loss
 - loop.py: train, read top to bottom; budget.py: time budgets; run_log.py: log.csv and loss.png
 - checkpoint.py: self-describing checkpoints (model_args, training and inference states)
-- distributed.py: several processes (DDP); cli.py: dctrain
+- distributed.py: several processes (DDP); cli.py: dctrain; glob_hint.py: the hint to quote a shard glob
+- run_folder.py: --out checked, and held by one run (a lock file)
 """
 
 # pyproject.toml maps the folder trainer/ to spatialdc.trainer; nothing installs a bare "trainer"

@@ -8,13 +8,15 @@ import click
 
 from . import distributed
 from .config import LABEL_WEIGHTS, LR_SCHEDULES, TARGETS, TrainConfig
+from .glob_hint import GlobOptionsCommand
 from .precision import PRECISIONS
 from .loop import train
 
 D = TrainConfig.__dataclass_fields__
 
 
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.command(cls=GlobOptionsCommand, glob_options=("--shards", "--valid"),
+               context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--shards", required=True, help="Glob of training shards, e.g. 'data/fm2/train-*.h5' (quote it).")
 @click.option("--valid", required=True, help="Glob of validation shards, e.g. 'data/fm2/valid-*.h5'.")
 @click.option("--target", type=click.Choice(TARGETS), default=D["target"].default,
@@ -85,7 +87,7 @@ def main(out, threads, quiet, **options) -> None:
     try:
         config = TrainConfig(**options)
         summary = train(config, out, progress=not quiet)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         distributed.shutdown()

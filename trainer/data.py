@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from spatialdc.pipeline import features, labels
 from spatialdc.pipeline.label_weights import bpd_confidence, direct_path_bins
 from spatialdc.pipeline.rng import rng_for
-from spatialdc.pipeline.shards import ShardSet
+from spatialdc.pipeline.shards import ShardReadError, ShardSet
 
 from .config import LABEL_WEIGHTS
 
@@ -76,6 +76,16 @@ def warp_frequencies(magnitude: np.ndarray, target: np.ndarray, weights: np.ndar
     warped = magnitude[lo] * (1 - frac) + magnitude[hi] * frac
     nearest = np.rint(src).astype(np.intp)
     return warped.astype(np.float32), target[nearest], weights[nearest]
+
+
+def reader_error(exc: ShardReadError) -> ShardReadError:
+    """A shard reader's error with the reader's own message. Raised in a DataLoader worker, it reaches the training
+    process re-raised by torch with the worker's traceback in its message ("Caught ShardReadError in DataLoader
+    worker process 0. Original Traceback ..."), whose last line is the reader's message."""
+    text, marker = str(exc), f"{type(exc).__name__}: "
+    if "Original Traceback" not in text or marker not in text:
+        return exc
+    return ShardReadError(text.rsplit(marker, 1)[1].strip())
 
 
 def network_input(magnitude: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:

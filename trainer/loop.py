@@ -14,18 +14,20 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from spatialdc.pipeline.shards import ShardSet, expand_shards
+from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.shards import ShardReadError, ShardSet, expand_shards
 
 from . import distributed
 from .budget import Budget
 from .checkpoint import inference_state, load_checkpoint, model_args, save_checkpoint, training_state
 from .config import RESUMABLE_CHANGES, TrainConfig
-from .data import DeepClusteringDataset, input_stats
+from .data import DeepClusteringDataset, input_stats, reader_error
 from .lineage import resolve_init, start_lineage
 from .dynamic import DynamicMixingDataset, mixing_templates
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .model import DeepClusteringNet, build_model
 from .precision import REFERENCE, StepMode, dense_autocast, resolve
+from .run_folder import check_out_folder, hold_run_folder
 from .run_log import plot_losses, write_log
 
 log = logging.getLogger(__name__)
@@ -95,14 +97,29 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     Returns:
         dict with the best validation loss, epochs run, steps and seconds.
 
+    The run holds ``out_dir`` while it runs (:mod:`~spatialdc.trainer.run_folder`, rank 0 under DDP): a second run
+    into it is refused. A shard that cannot be read ends the run with the shard's
+    :class:`~spatialdc.pipeline.shards.ShardReadError` (raised where the reader raised it, also from a DataLoader
+    worker), before the epoch is saved: ``best.pt`` and ``last.pt`` keep the last complete epoch.
+
     Raises:
-        FileNotFoundError: no shards match. ValueError: shards of several source counts, or a config in an
-        existing run directory that differs in a field outside ``RESUMABLE_CHANGES``, or an ``init_from``
-        checkpoint of another architecture or number of frequencies.
+        FileNotFoundError: no shards match. FileExistsError: another live run holds ``out_dir``. ValueError:
+        ``out_dir`` is a file or under one, shards of several source counts, a config in an existing run
+        directory that differs in a field outside ``RESUMABLE_CHANGES``, or an ``init_from`` checkpoint of another
+        architecture or number of frequencies. ShardReadError (a ValueError): a damaged shard.
     """
-    out = Path(out_dir)
-    rank, world_size = distributed.world()
+    out = check_out_folder(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rank, world_size = distributed.world()
+    with hold_run_folder(out, rank):
+        try:
+            return _train(config, out, rank, world_size, progress)
+        except ShardReadError as exc:
+            raise reader_error(exc) from None
+
+
+def _train(config: TrainConfig, out: Path, rank: int, world_size: int, progress: bool) -> dict:
+    """:func:`train` in a folder this run holds."""
     torch.manual_seed(config.seed)
     train_set, valid_set = ShardSet(expand_shards(config.shards)), ShardSet(expand_shards(config.valid))
     counts = {int(a["num_speakers"]) for a in train_set.attrs}
@@ -110,7 +127,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         raise ValueError(f"training shards hold mixtures of {sorted(counts)} speakers; use shards of one N")
     run = start_run(config, train_set, resume_state(out, config))
     if rank == 0:
-        (out / "config.json").write_text(json.dumps(dict(config.to_dict(), world_size=world_size), indent=1))
+        write_text_atomic(out / "config.json", json.dumps(dict(config.to_dict(), world_size=world_size), indent=1))
     net = torch.nn.parallel.DistributedDataParallel(run.model) if world_size > 1 else run.model
     train_loader, valid_loader = make_loaders(config, train_set, valid_set, run.stats, rank, world_size)
     mode = resolve(config.precision)
@@ -143,12 +160,23 @@ def resume_state(out: Path, config: TrainConfig) -> dict | None:
     old_config = TrainConfig.from_dict(state["config"]).to_dict()
     changed = {k: (old_config.get(k), v) for k, v in config.to_dict().items() if old_config.get(k) != v}
     fixed = {k: c for k, c in changed.items() if k not in RESUMABLE_CHANGES}
+    budget = {k: c for k, c in changed.items() if k in RESUMABLE_CHANGES}
     if fixed:
-        raise ValueError(f"{out} holds a run with another config {fixed} (old, new); use a new --out, or change "
-                         f"only {sorted(RESUMABLE_CHANGES)} to go on with it")
+        also = f" (and {_changes(budget)}, which a resumed run may change)" if budget else ""
+        raise ValueError(f"{out} holds a run of another config: {_changes(fixed)}{also}. Give a new --out, or "
+                         f"change only {', '.join(_option(k) for k in sorted(RESUMABLE_CHANGES))} to go on with it")
     if changed:
-        log.info("resuming with %s (old, new)", changed)
+        log.info("resuming with %s", _changes(changed))
     return state
+
+
+def _changes(changed: dict[str, tuple]) -> str:
+    """``{key: (old, new)}`` as ``"key old -> new, ..."`` (options as dctrain spells them)."""
+    return ", ".join(f"{_option(k)} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None) -> Run:
