@@ -225,7 +225,7 @@ def test_dceval_and_dctrain_name_a_damaged_shard_and_dcgen_verify(dataset_copy, 
     flip_block_header(dataset_copy / "test-00000.h5")
     flip_block_header(dataset_copy / "train-00001.h5")
     for workers in ("0", "2"):  # in this process, and in Dask worker processes
-        r = command("spatialdc.eval.cli", "--shards", dataset_copy / "test-*.h5", "--workers", workers,
+        r = command("spatialdc.eval.dceval", "--shards", dataset_copy / "test-*.h5", "--workers", workers,
                     "--report", tmp_path / f"r{workers}.csv", "--no-plots", "--examples", "0", "--quiet")
         assert r.returncode == 1, f"--workers {workers}: rc {r.returncode}\n{r.stderr[-3000:]}"
         assert "test-00000.h5" in r.stderr and "dcgen verify" in r.stderr and "Traceback" not in r.stderr
@@ -377,7 +377,7 @@ def test_an_evaluation_only_corpus_renders_its_test_split_and_is_scored(small_co
     assert "train     0 female     0 male" in r.output and "test      8 female     8 male" in r.output
     r = CliRunner().invoke(dcgen, render_args(small_corpus, out, tmp_path / "data"))
     assert r.exit_code == 0, r.output
-    r = command("spatialdc.eval.cli", "--shards", tmp_path / "data" / "fm2" / "test-*.h5", "--workers", "0",
+    r = command("spatialdc.eval.dceval", "--shards", tmp_path / "data" / "fm2" / "test-*.h5", "--workers", "0",
                 "--report", tmp_path / "sdr.csv", "--no-plots", "--examples", "0", "--quiet")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "sdr.csv").is_file()

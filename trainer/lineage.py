@@ -87,7 +87,7 @@ def totals(state: dict) -> dict:
     if not recipe or recipe[-1] != command:
         recipe.append(command)
     return {"steps": int(lineage.get("steps_before", 0)) + int(state.get("step") or 0),
-            "cpu_hours": round(float(lineage.get("cpu_hours_before", 0.0)) + _cpu_hours(state), 4),
+            "cpu_hours": round(float(lineage.get("cpu_hours_before", 0.0)) + _cpu_hours(state), 6),
             "recipe": recipe}
 
 
