@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .device import check_device_name
 from .precision import PRECISIONS
+from .schedule import LR_SCALINGS
 
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
 LABEL_WEIGHTS = ("silence", "confidence", "direct-path")
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
+# The device too: a run goes on where the compute is (its arithmetic differs by float rounding, trainer/device.py).
 RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
-                               "cache_gb"})
+                               "cache_gb", "device"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,15 @@ class TrainConfig:
             schedule start fresh. The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
             Empty: random initialization.
 
+        device: ``"auto"`` (a CUDA GPU where torch sees one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+            (:func:`spatialdc.trainer.device.resolve_device`); the device used is recorded in log.csv and the
+            checkpoints. A resumed run may move to another device.
+        lr_scaling: ``"none"``, ``"linear"`` or ``"sqrt"``: the learning rate used is ``lr`` times (global batch / 8)
+            or its square root (:func:`spatialdc.trainer.schedule.scaled_lr`), so that ``lr`` stays the rate of the
+            reference batch of 8 mixtures when a GPU trains on larger batches.
+        warmup_steps: ramp the learning rate up linearly over this many first steps (0: none;
+            :func:`spatialdc.trainer.schedule.warm_up`), as the linear rule wants (Goyal et al. 2017).
+
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 
     With several processes (``torchrun``, see :mod:`spatialdc.trainer.distributed`), ``batch_size`` is per process: one step
@@ -105,6 +117,9 @@ class TrainConfig:
     corpus: tuple[str, ...] = ("corpora/librispeech-clips",)
     label_weights: str = "silence"
     keep_share: float = 0.5
+    device: str = "auto"
+    lr_scaling: str = "none"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -133,6 +148,11 @@ class TrainConfig:
         if not 0 < self.keep_share <= 1:
             raise ValueError(f"--keep-share must be in (0, 1], got {self.keep_share}")
         object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
+        check_device_name(self.device)
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ValueError(f"lr_scaling {self.lr_scaling!r} is not one of {LR_SCALINGS}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
