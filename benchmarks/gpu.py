@@ -237,36 +237,51 @@ def wait_rendering(procs: list[subprocess.Popen], work: Path, deadline: float) -
 
 
 def dceval_split(device: torch.device, valid_glob: str, model_path: str, count: int = 8) -> dict:
-    """(d): ms per mixture of the network's forward (``count`` mixtures in one batch) on the device and on the CPU,
-    and of K-means and BSS Eval (mixture + model estimate) on the CPU."""
+    """(d): ms per mixture, as one dceval worker computes (one thread; dceval runs a worker per core): the network's
+    forward (``count`` mixtures in one batch, a task's chunk) on the device and on the CPU, then K-means, masks and
+    inverse STFT, and BSS Eval (mixture baseline + model), which stay on the CPU."""
+    from threadpoolctl import threadpool_limits
+
     from spatialdc.eval.separate import load_model, network_outputs, separate_mixture
 
     shards = ShardSet(expand_shards(valid_glob))
     data = [shards.read(i, ("mixture", "sources", "magnitude", "spec")) for i in range(min(count, len(shards)))]
     mags = np.stack([d["magnitude"] for d in data])
-    bss_eval_sets(data[0]["sources"], [data[0]["sources"]])  # warm-up (first calls pay for imports and plans)
+    threads = torch.get_num_threads()
     result = {}
-    for where in dict.fromkeys([device, torch.device("cpu")]):
-        loaded = load_model(model_path, where)
-        network_outputs(loaded.net, loaded.stats, mags)  # warm-up
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            emb = network_outputs(loaded.net, loaded.stats, mags)[2]
-            times.append(time.perf_counter() - t0)
-        result[f"forward {describe_device(where)}"] = 1e3 * statistics.median(times) / len(data)
-    separate_mixture(emb[0], data[0]["magnitude"], 2, seed=0, key=0)  # warm-up
-    t0 = time.perf_counter()
-    seps = [separate_mixture(emb[k], d["magnitude"], 2, seed=0, key=k, mixture=d["mixture"][0])
-            for k, d in enumerate(data)]
-    result["K-means + masks + iSTFT, cpu"] = 1e3 * (time.perf_counter() - t0) / len(data)
-    t0 = time.perf_counter()
-    for d, sep in zip(data, seps):
-        bss_eval_sets(d["sources"], [np.tile(d["mixture"][0], (2, 1)), sep.stems])
-    result["BSS Eval (mixture + model), cpu"] = 1e3 * (time.perf_counter() - t0) / len(data)
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        for where in dict.fromkeys([device, torch.device("cpu")]):
+            loaded = load_model(model_path, where)
+            network_outputs(loaded.net, loaded.stats, mags)  # warm-up
+            result[f"forward {describe_device(where)}"] = 1e3 * best_time(
+                lambda: network_outputs(loaded.net, loaded.stats, mags)) / len(data)
+        emb = network_outputs(loaded.net, loaded.stats, mags)[2]
+        seps = [separate_mixture(emb[k], d["magnitude"], 2, seed=0, key=k, mixture=d["mixture"][0])
+                for k, d in enumerate(data)]
+        result["K-means + masks + iSTFT, cpu"] = 1e3 * best_time(lambda: [separate_mixture(
+            emb[k], d["magnitude"], 2, seed=0, key=k, mixture=d["mixture"][0]) for k, d in enumerate(data)]) / len(data)
+        result["BSS Eval (mixture + model), cpu"] = 1e3 * best_time(lambda: [bss_eval_sets(
+            d["sources"], [np.tile(d["mixture"][0], (2, 1)), sep.stems]) for d, sep in zip(data, seps)]) / len(data)
+    torch.set_num_threads(threads)
     for k, v in result.items():
         say(f"(d) {k}: {v:.1f} ms per mixture")
     return result
+
+
+def best_time(fn, repeats: int = 3) -> float:
+    """The shortest of ``repeats`` timings of ``fn()`` in seconds (the least disturbed by other work), synchronizing
+    a GPU first."""
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def shipped_valid_loss(model_path: str, valid_glob: str, device: torch.device) -> float:
