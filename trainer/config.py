@@ -11,6 +11,9 @@ from .schedule import LR_SCALINGS
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
 LABEL_WEIGHTS = ("silence", "confidence", "direct-path")
+# The fields that take one of a few values, with those values (checked by TrainConfig).
+CHOICES = {"target": TARGETS, "precision": PRECISIONS, "lr_schedule": LR_SCHEDULES, "label_weights": LABEL_WEIGHTS,
+           "lr_scaling": LR_SCALINGS}
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
 # The device too: a run goes on where the compute is (its arithmetic differs by float rounding, trainer/device.py).
 RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
@@ -122,39 +125,28 @@ class TrainConfig:
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target {self.target!r} is not one of {TARGETS}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
         for name in ("layers", "hidden", "embedding_dim", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("chunk_frames", "num_workers", "patience", "max_minutes", "max_steps", "valid_mixtures",
+                     "cache_gb", "max_cpu_minutes", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes, self.max_steps,
-               self.valid_mixtures, self.cache_gb) < 0:
-            raise ValueError("chunk_frames, num_workers, patience, max_minutes, max_steps, valid_mixtures and cache_gb "
-                             "must be >= 0")
         if not 0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
-        if self.max_cpu_minutes < 0:
-            raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
-        if self.label_weights not in LABEL_WEIGHTS:
-            raise ValueError(f"label_weights {self.label_weights!r} is not one of {LABEL_WEIGHTS}")
         if self.label_weights in ("confidence", "direct-path") and self.target != "bpd":
             raise ValueError(f"--label-weights {self.label_weights} rates BPD labels; the target is {self.target!r}")
         if not 0 < self.keep_share <= 1:
             raise ValueError(f"--keep-share must be in (0, 1], got {self.keep_share}")
-        object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
         check_device_name(self.device)
-        if self.lr_scaling not in LR_SCALINGS:
-            raise ValueError(f"lr_scaling {self.lr_scaling!r} is not one of {LR_SCALINGS}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
+        object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
 
     def to_dict(self) -> dict:
         return asdict(self)
