@@ -50,6 +50,7 @@ from spatialdc.trainer.config import TrainConfig  # noqa: E402
 from spatialdc.trainer.data import DeepClusteringDataset  # noqa: E402
 from spatialdc.trainer.device import describe_device, resolve_device  # noqa: E402
 from spatialdc.trainer.loop import batch_loss, train, validate  # noqa: E402
+from spatialdc.trainer.loss import fused_affinity_loss, one_hot_targets  # noqa: E402
 from spatialdc.trainer.model import DeepClusteringNet  # noqa: E402
 from spatialdc.trainer.precision import StepMode, resolve, set_tf32  # noqa: E402
 
@@ -171,11 +172,7 @@ def step_rate(net: DeepClusteringNet, batch: dict, mode: str, device: torch.devi
         set_tf32(step_mode.fused)
 
     def step() -> None:
-        if mode == "autocast-all":
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                loss = batch_loss(net, batch, "bpd", StepMode(True, False, device.type))
-        else:
-            loss = batch_loss(net, batch, "bpd", step_mode)
+        loss = autocast_all_loss(net, batch) if mode == "autocast-all" else batch_loss(net, batch, "bpd", step_mode)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -190,6 +187,16 @@ def step_rate(net: DeepClusteringNet, batch: dict, mode: str, device: torch.devi
         step()
     sync()
     return steps * batch["x"].shape[0] * batch["x"].shape[1] / (time.perf_counter() - t0)
+
+
+def autocast_all_loss(net: DeepClusteringNet, batch: dict) -> torch.Tensor:
+    """The fused loss (float32) of the network's forward under bf16 autocast as a whole: on CUDA, cuDNN's LSTM in
+    float16 and the dense layer in bf16 (the variant ``--precision`` does not offer: trainer/precision.py)."""
+    with torch.autocast(batch["x"].device.type, dtype=torch.bfloat16):
+        v = net(batch["x"], normalize=False)  # (B, T, F, D) float32 (the model casts the dense output back)
+    b = v.shape[0]
+    y = one_hot_targets(batch["y"].reshape(b, -1), 2)  # (B, L, 2)
+    return fused_affinity_loss(v.reshape(b, -1, v.shape[-1]), y, batch["w"].reshape(b, -1))
 
 
 def throughput(device: torch.device, batches: list[int], steps: int) -> list[dict]:
@@ -361,6 +368,7 @@ def attempt(fn, *args):
 
 def main() -> None:
     args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # dctrain's epoch lines in (c)
     t0 = T0
     deadline = t0 + args.minutes * 60
     device = resolve_device(args.device)
