@@ -31,7 +31,7 @@ from pathlib import Path
 
 import h5py
 
-from spatialdc.pipeline import build, planner, render, shard_checks, shards, specs
+from spatialdc.pipeline import build, planner, render, shard_checks, shard_index, shards, specs
 from spatialdc.pipeline.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def write_files(ddir: Path, stored: list[tuple[dict, dict]], checksums: bool) ->
             h5.attrs.update(attrs if checksums else dict({a: v for a, v in attrs.items() if a != "attrs_sha256"},
                                                          schema_version=2))
         n = len(arrays["spec"])
-        entries.append(shards.ShardInfo.of_file(path, "test", n, k * n))
-    shards.write_index(ddir, shards.DatasetIndex("fm2", {"bench": 1}, tuple(entries), 3 if checksums else 2))
+        entries.append(shard_index.ShardInfo.of_file(path, "test", n, k * n))
+    shard_index.write_index(ddir, shard_index.DatasetIndex("fm2", {"bench": 1}, tuple(entries), 3 if checksums else 2))
 
 
 def time_write(stored: list, out: Path, checksums: bool) -> float:
@@ -89,7 +89,7 @@ def time_read(ddir: Path) -> float:
 
 
 def time_resume(ddir: Path, chunks: list[list], recorded: bool) -> float:
-    index = {e.file: e.sha256 for e in shards.read_index(ddir).shards}
+    index = {e.file: e.sha256 for e in shard_index.read_index(ddir).shards}
     t0 = time.perf_counter()
     for k, examples in enumerate(chunks):
         name = f"test-{k:05d}.h5"

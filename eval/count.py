@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from spatialdc.pipeline import features
 from spatialdc.pipeline.atomic import write_text_atomic
 from spatialdc.pipeline.rng import rng_for
-from spatialdc.pipeline.shards import ShardSet, expand_shards, file_sha256
+from spatialdc.pipeline.shard_index import file_sha256
+from spatialdc.pipeline.shards import ShardSet, expand_shards
 from spatialdc.trainer.checkpoint import load_checkpoint
 from spatialdc.trainer.lineage import weights_sha256
 

@@ -10,8 +10,9 @@ import click
 import numpy as np
 
 from spatialdc.pipeline.provenance import command_line
-from spatialdc.pipeline.shards import file_sha256
+from spatialdc.pipeline.shard_index import file_sha256
 from spatialdc.trainer.glob_hint import GlobOptionsCommand
+from spatialdc.trainer.device import DEVICE_HELP
 
 from .count import checkpoint_weights_sha256, collect_features, default_head_path, fit_count_head
 from .report import count_confusion
@@ -46,9 +47,10 @@ def confusion_rows(true: np.ndarray, est: np.ndarray) -> list[dict]:
               help="Where to write the head [default: count_head.json beside the checkpoint, where dceval and "
                    "dcsep --speakers auto look for it].")
 @click.option("--threads", type=int, default=2, help="torch threads.")
+@click.option("--device", default="auto", help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share, max_speakers, cluster_db, seed, out,
-         threads, quiet) -> None:
+         threads, device, quiet) -> None:
     """Fit the speaker-count head of a network: logistic regression on a summary of its embeddings, BLSTM states
     and input (eval/count.py), regularization chosen on --valid; report accuracy and confusion on --test."""
     import torch
@@ -57,7 +59,7 @@ def main(checkpoint, train, valid, test, mixtures, valid_mixtures, single_share,
     t0 = time.perf_counter()
     out = out or default_head_path(checkpoint)
     try:
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, device)
         model, stats = loaded.net, loaded.stats
         xtr, ytr = collect_features(model, stats, list(train), mixtures, single_share, cluster_db, seed, "train", not quiet)
         xva, yva = collect_features(model, stats, list(valid), valid_mixtures, single_share, cluster_db, seed, "valid",

@@ -10,6 +10,7 @@ import click
 from spatialdc.pipeline.provenance import command_line, package_versions
 from spatialdc.pipeline.metrics import BACKENDS, DEFAULT_BACKEND
 from spatialdc.trainer.glob_hint import GlobOptionsCommand
+from spatialdc.trainer.device import DEVICE_HELP
 
 from .count import resolve_count_head
 from .evaluate import evaluate
@@ -44,6 +45,9 @@ from .separate import DEFAULT_CLUSTER_DB
 @click.option("--count-head", type=click.Path(dir_okay=False), default=None,
               help="Count head for --speakers auto (fitted by dccount) [default: count_head.json beside the "
                    "checkpoint; without one, the eigenvalue rule].")
+@click.option("--device", default="auto",
+              help=DEVICE_HELP + " Each worker embeds its chunk of mixtures in one batch there; K-means and BSS Eval "
+                                 "stay on the CPU.")
 @click.option("--oracles/--no-oracles", default=True, help="Score the oracle DS and BPD masks beside the model.")
 @click.option("--plots/--no-plots", default=True,
               help="Write PNG figures beside the report: SDRi box plots, SDRi vs angle and gain, an NPD histogram.")
@@ -53,7 +57,7 @@ from .separate import DEFAULT_CLUSTER_DB
                    "between; 0: no page.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler, max_mixtures, seed, cluster_db,
-         speakers, max_speakers, count_head, oracles, plots, examples, quiet) -> None:
+         speakers, max_speakers, count_head, device, oracles, plots, examples, quiet) -> None:
     """Embeddings -> K-means (K = speakers of each mixture) -> binary masks -> inverse STFT -> SDR, SIR, SAR, SI-SDR
     and their improvement over the mixture; oracle DS and BPD masks beside the model."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -64,7 +68,7 @@ def main(checkpoint, shard_patterns, report, metric_backend, workers, scheduler,
         rows = evaluate(shard_patterns, checkpoint, metric_backend, workers, max_mixtures=max_mixtures, seed=seed,
                         scheduler=scheduler, progress=not quiet, cluster_db=cluster_db,
                         oracles=oracles, auto_count=speakers == "auto", max_speakers=max_speakers,
-                        count_head=head)
+                        count_head=head, device=device)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     counter = (f"count head {head}" if head else "eigenvalue rule") if speakers == "auto" else None

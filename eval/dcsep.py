@@ -11,6 +11,7 @@ import click
 from spatialdc import models
 from spatialdc.pipeline.provenance import command_line
 from spatialdc.trainer.run_folder import check_out_folder
+from spatialdc.trainer.device import DEVICE_HELP
 
 from .html_report import write_separation_report
 from .separate import DEFAULT_CLUSTER_DB
@@ -45,11 +46,12 @@ def _list_models(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--chunk-seconds", type=float, default=8.0, help="Long recordings are separated in chunks this long.")
 @click.option("--overlap-seconds", type=float, default=2.0, help="Overlap of consecutive chunks (speakers matched).")
 @click.option("--cluster-db", type=float, default=DEFAULT_CLUSTER_DB, help="K-means fit range below the loudest bin.")
+@click.option("--device", default="auto", help=DEVICE_HELP + " STFT, K-means and resynthesis stay on the CPU.")
 @click.option("--report", is_flag=True,
               help="Also write OUT/<recording>.report/report.html (opens from the file system): the input, the "
                    "stems, the mask of each stem over the spectrogram, how the count was decided.")
 def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speakers, count_head, chunk_seconds,
-         overlap_seconds, cluster_db, report) -> None:
+         overlap_seconds, cluster_db, device, report) -> None:
     """Separate RECORDING (WAV/FLAC, any rate, mic 1 of a multichannel file) into one WAV per speaker, with a
     shipped model (default) or your own checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -60,7 +62,7 @@ def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speake
     if checkpoint and model_name:
         raise click.BadParameter("give --checkpoint or --model, not both", param_hint="--model")
     options = dict(count_head=count_head, cluster_db=cluster_db, chunk_s=chunk_seconds, overlap_s=overlap_seconds,
-                   max_speakers=max_speakers)
+                   max_speakers=max_speakers, device=device)
     count = "auto" if speakers == "auto" else int(speakers)
     try:
         check_out_folder(out, "--out")

@@ -16,6 +16,7 @@ from spatialdc.pipeline.parallel import chunked, run_tasks
 from spatialdc.pipeline.shards import ShardReadError, ShardSet, expand_shards
 
 from spatialdc.pipeline.metrics import DEFAULT_BACKEND, Scores, bss_eval_sets, silent_references
+from spatialdc.trainer.device import resolve_device
 
 from .count import CountHead, count_features, estimate_num_speakers
 from .separate import DEFAULT_CLUSTER_DB, load_model, network_outputs, separate_mixture
@@ -26,7 +27,8 @@ ORACLES = ("oracle_ds", "oracle_bpd")
 
 @dataclass(frozen=True)
 class EvalTask:
-    """Mixtures ``indices`` of the shard set ``paths``, scored with ``checkpoint`` (or only oracles if None)."""
+    """Mixtures ``indices`` of the shard set ``paths``, scored with ``checkpoint`` (or only oracles if None), its
+    network on ``device`` (``"cpu"``, ``"cuda:0"``; K-means and BSS Eval on the CPU)."""
 
     paths: tuple
     indices: tuple
@@ -39,6 +41,7 @@ class EvalTask:
     auto_count: bool = False
     max_speakers: int = 3
     count_head: str | None = None  # with auto_count: the head's JSON (else the eigenvalue rule)
+    device: str = "cpu"
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,8 +102,9 @@ def evaluate_task(task: EvalTask) -> list[dict]:
 def model_masks(task: EvalTask, data: list[dict], mask_sets: list[dict]) -> list[int]:
     """The model's masks of every mixture (:func:`~spatialdc.eval.separate.separate_mixture`, K-means keyed by
     the task's seed and the mixture id) into ``mask_sets``, with the true count or, with ``task.auto_count``, the
-    count head's (or the eigenvalue rule's) estimate. Returns the count used for each mixture."""
-    model = load_model(task.checkpoint)
+    count head's (or the eigenvalue rule's) estimate. The task's mixtures are embedded in one batch on
+    ``task.device``. Returns the count used for each mixture."""
+    model = load_model(task.checkpoint, task.device)
     head = _load_head(task.count_head) if task.auto_count and task.count_head else None
     x, h, emb = network_outputs(model.net, model.stats, np.stack([d["magnitude"] for d in data]))  # one batch
     counts = []
@@ -206,7 +210,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
              chunk_size: int = 8, max_mixtures: int | None = None, seed: int = 0, scheduler: str | None = None,
              progress: bool = True, cluster_db: float = DEFAULT_CLUSTER_DB,
              oracles: bool = True, auto_count: bool = False, max_speakers: int = 3,
-             count_head: str | None = None) -> list[dict]:
+             count_head: str | None = None, device: str = "auto") -> list[dict]:
     """Score every mixture of the shards (first ``max_mixtures`` if given) with the model and the oracle masks.
 
     With ``auto_count``, the model's K-means uses the count estimated by the count head ``count_head`` (a path, see
@@ -217,6 +221,10 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     K-means centers are fitted on the bins within ``cluster_db`` dB of the mixture's loudest bin; every bin is then
     assigned to its nearest center.
 
+    The network computes on ``device`` (``"auto"``: a CUDA GPU where torch sees one, else the CPU), each task's
+    ``chunk_size`` mixtures in one batch; K-means and BSS Eval stay on the CPU, in the workers (docs/evaluation.md
+    says why).
+
     Returns:
         rows sorted by (mixture_id, method, source); see :func:`evaluate_task`.
 
@@ -224,8 +232,9 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
         FileNotFoundError: no shard matches, or the checkpoint is missing. ValueError: a junk or foreign
             checkpoint, or one that does not fit the shards, or shards of two datasets whose mixture ids clash
             (checked before any mixture is scored); a shard that cannot be read, or a Dask worker that died
-            (:class:`~spatialdc.pipeline.shards.ShardReadError`).
+            (:class:`~spatialdc.pipeline.shards.ShardReadError`); CUDA asked for where torch sees none.
     """
+    device = str(resolve_device(device))
     paths = unique_shards(expand_shards(shard_patterns))
     shard_set = ShardSet(paths)
     check_unique_mixtures(shard_set)
@@ -242,7 +251,7 @@ def evaluate(shard_patterns: Sequence[str], checkpoint: str | None, backend: str
     if auto_count and count_head:
         CountHead.load(count_head, checkpoint)  # refuses a missing head or one fitted on another network
     tasks = [EvalTask(paths, tuple(idx), str(checkpoint) if checkpoint else None, backend, seed, 1, cluster_db, oracles,
-                      auto_count, max_speakers, str(count_head) if count_head else None)
+                      auto_count, max_speakers, str(count_head) if count_head else None, device)
              for idx in chunked(range(count), chunk_size)]
     rows = scored_rows(tasks, workers, scheduler, progress)
     silent = {r["mixture_id"] for r in rows if r["silent_reference"]}

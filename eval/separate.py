@@ -27,6 +27,7 @@ from spatialdc.pipeline import features
 from spatialdc.pipeline.rng import random_state_for
 from spatialdc.trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from spatialdc.trainer.data import network_input
+from spatialdc.trainer.device import resolve_device
 from spatialdc.trainer.model import DeepClusteringNet
 from spatialdc.trainer.precision import dense_autocast, resolve
 
@@ -60,12 +61,15 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> Lo
 
     Args:
         checkpoint: a path; a name such as ``"fm2-bpd"`` when no file of that name exists.
-        device: where the network computes (``"cpu"``; a CUDA device for later work, issue 23).
+        device: where the network computes: ``"cpu"``, ``"auto"`` (a CUDA GPU where torch sees one), ``"cuda"``,
+            ``"cuda:N"`` or a ``torch.device`` (:func:`spatialdc.trainer.device.resolve_device`).
 
     Raises:
         FileNotFoundError: neither a file nor a shipped model's name (the message lists the shipped models).
-        ValueError: not a checkpoint of this project, or weights that do not fit its model args.
+        ValueError: not a checkpoint of this project, or weights that do not fit its model args; CUDA asked for
+            where torch sees none.
     """
+    device = resolve_device(device)
     path = Path(checkpoint)
     if not path.is_file() and str(checkpoint) in models.names():
         with models.model_path(str(checkpoint)) as shipped:  # a real file in an installed or cloned package
@@ -86,34 +90,36 @@ def _load_model(path: str, _mtime_ns: int, _size: int, device: str) -> LoadedMod
     return LoadedModel(net, state["stats"], config.get("target", ""), config, state.get("card"), Path(path))
 
 
-def inference_dense_bf16() -> bool:
-    """Whether embeddings are computed with the dense layer in bf16: where the CPU has native bf16 instructions, as
-    ``--precision auto`` trains (:func:`spatialdc.trainer.precision.resolve`)."""
-    return resolve("auto").dense_bf16
+def inference_dense_bf16(device: torch.device = torch.device("cpu")) -> bool:
+    """Whether embeddings are computed with the dense layer in bf16: on the CPU where it has native bf16
+    instructions, as ``--precision auto`` trains (:func:`spatialdc.trainer.precision.resolve`); on a GPU never
+    (float32: the forward is a small part of separating a mixture there, K-means and BSS Eval the rest)."""
+    return device.type == "cpu" and resolve("auto").dense_bf16
 
 
 def network_outputs(model: DeepClusteringNet, stats: dict[str, np.ndarray], magnitudes: np.ndarray,
-                    device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One forward pass (``torch.inference_mode``; dense layer in bf16 where the CPU has native bf16) for separation
-    and counting.
+    and counting, on the device of the model's weights; the whole batch at once.
 
     Args:
-        model: a DeepClusteringNet in eval mode, on ``device``. stats: the checkpoint's input normalization,
+        model: a DeepClusteringNet in eval mode. stats: the checkpoint's input normalization,
             ``{"mean": (F,), "std": (F,)}``. magnitudes: (B, F, T) float, |STFT| of mic 1.
+        device: where the model is (default: where its weights are).
 
     Returns:
         (network input (B, T, F) float32, last BLSTM layer's outputs (B, T, 2H) float32, unit-norm embeddings
         (B, F, T, D) float32), as numpy arrays.
     """
     x = network_input(magnitudes, stats)  # (B, T, F)
-    device = torch.device(device)
-    with torch.inference_mode(), dense_autocast(model, inference_dense_bf16(), device.type):
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    with torch.inference_mode(), dense_autocast(model, inference_dense_bf16(device), device.type):
         v, h = model.embed_with_states(torch.from_numpy(x).to(device))  # (B, T, F, D), (B, T, 2H)
-    return x, h.cpu().numpy(), v.transpose(1, 2).cpu().numpy()
+    return x, h.float().cpu().numpy(), v.transpose(1, 2).cpu().numpy()
 
 
 def embed(model: DeepClusteringNet, stats: dict[str, np.ndarray], magnitudes: np.ndarray,
-          device: str | torch.device = "cpu") -> np.ndarray:
+          device: str | torch.device | None = None) -> np.ndarray:
     """Embeddings of a batch of mixtures: (B, F, T) float magnitudes -> (B, F, T, D) float32 unit-norm embeddings
     (:func:`network_outputs`). Torch's LSTM gives a mixture other low bits in a batch of one than in larger ones:
     embed mixtures in the same batches to get the same bits."""

@@ -125,20 +125,22 @@ class Separator:
             there is one, else the eigenvalue rule).
         cluster_db: K-means fit range below the loudest bin (dB). chunk_s, overlap_s: chunking of long
             recordings (s). max_speakers: the largest count ``"auto"`` returns. seed: K-means seed.
+        device: where the network computes: ``"auto"`` (a CUDA GPU where torch sees one, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` (STFT, K-means and resynthesis stay on the CPU).
 
     Raises:
         FileNotFoundError: no such checkpoint. ValueError: a junk or foreign checkpoint (checked here, before any
-            recording is read).
+            recording is read); CUDA asked for where torch sees none.
     """
 
     sample_rate = MODEL_SAMPLE_RATE
 
     def __init__(self, checkpoint: str | Path, count_head: str | Path | None = None,
                  cluster_db: float = DEFAULT_CLUSTER_DB, chunk_s: float = 8.0, overlap_s: float = 2.0,
-                 max_speakers: int = 3, seed: int = 0, name: str | None = None):
+                 max_speakers: int = 3, seed: int = 0, name: str | None = None, device: str = "auto"):
         if overlap_s >= chunk_s:
             raise ValueError(f"overlap_s ({overlap_s}) must be shorter than chunk_s ({chunk_s})")
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, device)
         self.checkpoint = loaded.path
         self.name = name or str(checkpoint)
         self.model, self.stats, self.config, self.card = loaded.net, loaded.stats, loaded.config, loaded.card
@@ -150,7 +152,8 @@ class Separator:
     @classmethod
     def from_pretrained(cls, name: str | None = None, **kwargs) -> "Separator":
         """A separator with a model shipped in the package (:mod:`spatialdc.models`; ``None``: the default,
-        :data:`spatialdc.models.DEFAULT_MODEL`). Other arguments as for :class:`Separator`.
+        :data:`spatialdc.models.DEFAULT_MODEL`). Other arguments (``device=`` among them) as for
+        :class:`Separator`.
 
         Raises:
             ValueError: no shipped model of that name (the message lists them).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import features, label_quality, shards
+from . import features, label_quality, shard_index, shards
 from .atomic import write_text_atomic
 from .corpus import CorpusSource
 from .dataset_folder import claim_folder
@@ -46,7 +46,7 @@ class ShardResult:
     kept, not rendered again), why a file already there was rendered again (:func:`resume_state`; empty if none
     was there) and the label measures of the mixtures it rendered."""
 
-    info: shards.ShardInfo
+    info: shard_index.ShardInfo
     seconds: float
     skipped: bool
     quality: ShardQuality
@@ -64,7 +64,7 @@ def resume_state(path: Path, specs: list[MixtureSpec], recorded_sha256: str) -> 
         version = shards.schema_version_of(path)
         return "unreadable" if version < 0 else "older schema" if version < shards.SCHEMA_VERSION else "other specs"
     if recorded_sha256:
-        intact = shards.file_sha256(path) == recorded_sha256
+        intact = shard_index.file_sha256(path) == recorded_sha256
     else:
         intact = not check_shard(str(path), len(specs))
     return "complete" if intact else "checksum mismatch"
@@ -83,7 +83,7 @@ def render_shard(task: ShardTask) -> ShardResult:
             examples = [render_mixture(s, task.corpus_dir) for s in specs]
             quality = label_quality.measure_shard(examples)
             shards.write_shard(path, examples, task.provenance)
-    return ShardResult(shards.ShardInfo.of_file(path, specs[0].split, len(specs), specs[0].index),
+    return ShardResult(shard_index.ShardInfo.of_file(path, specs[0].split, len(specs), specs[0].index),
                        time.perf_counter() - t0, skipped, quality, "" if state in ("complete", "missing") else state)
 
 
@@ -119,7 +119,7 @@ def render_dataset(specs_by_split: dict[str, list[MixtureSpec]], corpus_dir: Pat
                              desc=f"render {dataset}"))
     results.sort(key=lambda r: r.info.file)
     kept = tuple(s for s in old if s.split not in specs_by_split)  # the other splits' shards stay listed
-    shards.write_index(ddir, shards.DatasetIndex(dataset, dict(provenance, command=command_line()),
+    shard_index.write_index(ddir, shard_index.DatasetIndex(dataset, dict(provenance, command=command_line()),
                                                  kept + tuple(r.info for r in results)))
     quality = label_quality.summarize([r.quality for r in results])
     if quality:
@@ -132,13 +132,13 @@ def render_dataset(specs_by_split: dict[str, list[MixtureSpec]], corpus_dir: Pat
     }
 
 
-def _old_index_entries(ddir: Path) -> tuple[shards.ShardInfo, ...]:
+def _old_index_entries(ddir: Path) -> tuple[shard_index.ShardInfo, ...]:
     """The shards the folder's index.json lists (none if it has none, or an unreadable one: then every shard there
     proves itself chunk by chunk)."""
-    if not (ddir / shards.INDEX_FILE).is_file():
+    if not (ddir / shard_index.INDEX_FILE).is_file():
         return ()
     try:
-        return shards.read_index(ddir).shards
+        return shard_index.read_index(ddir).shards
     except ValueError as exc:
         log.warning("%s; checking the shards there chunk by chunk instead", exc)
         return ()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import build, corpus, dryrun, planner, shards, specs
+from . import build, corpus, dryrun, planner, shard_index, shards, specs
 from .ingest import export_mixtures, ingest
 from .layouts import LAYOUTS
 from .manifest import DEFAULT_MANIFEST_DIR, GENDERS, SPLITS, write_manifest
@@ -282,7 +282,7 @@ def verify_cmd(dataset_dir: Path) -> None:
             click.echo(f"PROBLEM {p}", err=True)
         raise click.ClickException(f"{len(problems)} problem(s) in {dataset_dir}; delete the named shards and re-run "
                                    "the `dcgen render` command that made them (it renders only what is missing)")
-    version = shards.read_index(dataset_dir).schema_version
+    version = shard_index.read_index(dataset_dir).schema_version
     old = (f" (schema version {version}: no per-chunk checksums, so readers check each file's SHA-256 first; the "
            f"same `dcgen render` rewrites them as version {shards.SCHEMA_VERSION})" if version < shards.SCHEMA_VERSION
            else "")

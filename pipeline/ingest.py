@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from . import features, labels, shards
+from . import features, labels, shard_index, shards
 from .atomic import atomic_path, write_text_atomic
 from .audio import read_audio_file, resample
 from .paths import check_out_dir
@@ -259,9 +259,9 @@ def _write_dataset(ddir: Path, windows: list[dict], shard_size: int, provenance:
         path = ddir / f"train-{s:05d}.h5"
         chunk = windows[lo: lo + shard_size]
         shards.write_recording_shard(path, chunk, provenance)
-        entries.append(shards.ShardInfo.of_file(path, "train", len(chunk), lo))
+        entries.append(shard_index.ShardInfo.of_file(path, "train", len(chunk), lo))
     write_specs(ddir / "train.jsonl", [w["spec"] for w in windows])
-    shards.write_index(ddir, shards.DatasetIndex(ddir.name, provenance, tuple(entries)))
+    shard_index.write_index(ddir, shard_index.DatasetIndex(ddir.name, provenance, tuple(entries)))
 
 
 def export_mixtures(specs: Sequence[MixtureSpec], corpus_dir, out_dir: str | Path,

@@ -60,8 +60,7 @@ from . import features
 from .atomic import atomic_path
 from .render import Example
 from .shard_checks import ShardReadError, attrs_sha256, damaged, prove_shard
-from .shard_index import (INDEX_FILE, SCHEMA_VERSION, DatasetIndex, ShardInfo, file_sha256,  # noqa: F401 (re-exported)
-                          read_index, write_index)
+from .shard_index import SCHEMA_VERSION
 from .specs import MixtureSpec, specs_hash
 
 READABLE_VERSIONS = (1, 2, 3)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import h5py
 
-from . import shards
+from . import shard_index, shards
 from .shard_checks import FIRST_CHECKSUMMED_VERSION, attrs_sha256, check_arrays, spec_column_sha256
 
 _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited HDF5 or Dask state
@@ -30,7 +30,7 @@ def verify_dataset(dataset_dir: str | Path) -> list[str]:
         FileNotFoundError: no ``index.json`` in the folder. ValueError: an ``index.json`` that is not an index.
     """
     ddir = Path(dataset_dir)
-    index = shards.read_index(ddir)
+    index = shard_index.read_index(ddir)
     problems = []
     listed = {e.file for e in index.shards}
     for extra in sorted(p.name for p in ddir.glob("*.h5") if p.name not in listed):
@@ -41,7 +41,7 @@ def verify_dataset(dataset_dir: str | Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{entry.file}: missing")
             continue
-        if shards.file_sha256(path) != entry.sha256:
+        if shard_index.file_sha256(path) != entry.sha256:
             problems.append(f"{entry.file}: checksum differs from index.json (modified or truncated)")
         present.append((str(path), entry.num_mixtures))
     return problems + [p for found in read_isolated(present) for p in found]

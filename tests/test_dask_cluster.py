@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spatialdc.pipeline import build, shards
+from spatialdc.pipeline import build, shard_index
 
 
 def free_port() -> int:
@@ -57,5 +57,5 @@ def test_render_on_an_existing_cluster_equals_a_local_render(dask_cluster, small
     build.render_dataset(part, small_corpus, tmp_path / "local", shard_size=2, workers=0, progress=False)
     assert remote["mixtures"] == 4 and remote["shards"] == 2
     for name in ("test-00000.h5", "test-00001.h5"):
-        assert (shards.file_sha256(tmp_path / "remote/fm2" / name)
-                == shards.file_sha256(tmp_path / "local/fm2" / name)), name
+        assert (shard_index.file_sha256(tmp_path / "remote/fm2" / name)
+                == shard_index.file_sha256(tmp_path / "local/fm2" / name)), name

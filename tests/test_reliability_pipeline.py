@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from spatialdc.pipeline import audio, shards, specs
+from spatialdc.pipeline import audio, shard_index, shards, specs
 from spatialdc.pipeline.cli import main as dcgen
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
@@ -89,7 +89,7 @@ def downgrade_to_schema_2(ddir: Path) -> None:
             h5.attrs.update(dict(attrs, schema_version=2))
     index = json.loads((ddir / "index.json").read_text())
     for entry in index["shards"]:
-        entry["sha256"] = shards.file_sha256(ddir / entry["file"])
+        entry["sha256"] = shard_index.file_sha256(ddir / entry["file"])
         entry["bytes"] = (ddir / entry["file"]).stat().st_size
     index["schema_version"] = 2
     (ddir / "index.json").write_text(json.dumps(index))
@@ -97,7 +97,7 @@ def downgrade_to_schema_2(ddir: Path) -> None:
 
 def snapshot(folder: Path) -> dict[str, str]:
     """File name -> SHA-256 of every file in a folder."""
-    return {p.name: shards.file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    return {p.name: shard_index.file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_dcgen_verify_names_a_damaged_shard_and_never_crashes(dataset_copy, smal
         flip_block_header(dataset_copy / name)
     index = json.loads((dataset_copy / "index.json").read_text())
     for entry in index["shards"]:
-        entry["sha256"] = shards.file_sha256(dataset_copy / entry["file"])
+        entry["sha256"] = shard_index.file_sha256(dataset_copy / entry["file"])
     (dataset_copy / "index.json").write_text(json.dumps(index))
     r = command("spatialdc.pipeline.cli", "verify", dataset_copy)
     assert r.returncode == 1, f"rc {r.returncode} (-11: segfault)\n{r.stderr[-2000:]}"
@@ -210,7 +210,7 @@ def test_a_resumed_render_rerenders_a_damaged_shard_with_the_right_bytes(small_c
     assert r.exit_code == 0, r.output
     assert "(1 already complete; 1 re-rendered: checksum mismatch)" in r.output
     assert snapshot(ddir)["test-00000.h5"] == good["test-00000.h5"]
-    assert {e.file: e.sha256 for e in shards.read_index(ddir).shards} == {
+    assert {e.file: e.sha256 for e in shard_index.read_index(ddir).shards} == {
         k: v for k, v in good.items() if k.endswith(".h5")}
     # a run stopped before it wrote index.json: the shards prove themselves chunk by chunk
     (ddir / "index.json").unlink()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spatialdc.pipeline import build, features, label_quality, planner, render, shards, specs
+from spatialdc.pipeline import build, features, label_quality, planner, render, shard_index, shards, specs
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 
 
@@ -76,8 +76,8 @@ def test_shards_are_byte_identical_in_one_process_or_on_4_dask_workers(small_cor
     build.render_dataset(part, small_corpus, tmp_path / "w0", shard_size=2, workers=0, progress=False)
     build.render_dataset(part, small_corpus, tmp_path / "w4", shard_size=2, workers=4, progress=False)
     for name in ("test-00000.h5", "test-00001.h5"):
-        assert (shards.file_sha256(tmp_path / "w0" / "fm2" / name)
-                == shards.file_sha256(tmp_path / "w4" / "fm2" / name)), name
+        assert (shard_index.file_sha256(tmp_path / "w0" / "fm2" / name)
+                == shard_index.file_sha256(tmp_path / "w4" / "fm2" / name)), name
 
 
 def test_shard_bytes_do_not_depend_on_when_python_frees_the_datasets(small_corpus, small_specs, tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_shard_bytes_do_not_depend_on_when_python_frees_the_datasets(small_corpu
     monkeypatch.setattr(h5py.Group, "create_dataset", create_and_hold)
     shards.write_shard(tmp_path / "late.h5", examples, {"x": 1})
     assert held.count(None) >= 2
-    assert shards.file_sha256(tmp_path / "prompt.h5") == shards.file_sha256(tmp_path / "late.h5")
+    assert shard_index.file_sha256(tmp_path / "prompt.h5") == shard_index.file_sha256(tmp_path / "late.h5")
 
 
 def test_rerun_skips_complete_shards(small_corpus, small_specs, tmp_path):

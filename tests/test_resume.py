@@ -9,7 +9,7 @@ import time
 
 from click.testing import CliRunner
 
-from spatialdc.pipeline import shards
+from spatialdc.pipeline import shard_index
 from spatialdc.pipeline.cli import main as dcgen
 from spatialdc.pipeline.shards import ShardSet, expand_shards
 from tests.conftest import ROOT
@@ -46,7 +46,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_render(small_corpus, tmp_path
     names = sorted(p.name for p in (whole / "fm2").glob("test-*.h5"))
     assert names == sorted(p.name for p in (cut / "fm2").glob("test-*.h5")) and len(names) == 30
     for name in names:
-        assert shards.file_sha256(whole / "fm2" / name) == shards.file_sha256(cut / "fm2" / name), name
+        assert shard_index.file_sha256(whole / "fm2" / name) == shard_index.file_sha256(cut / "fm2" / name), name
     assert not list((cut / "fm2").glob(".*.tmp"))
     ids = [ShardSet([p]).read(i, ("spec",))["spec"].index
            for p in expand_shards(str(cut / "fm2" / "test-*.h5")) for i in range(2)]

@@ -4,6 +4,7 @@
 - data.py, dynamic.py: training examples from shards, or drawn on the fly; loss.py: the affinity loss
 - loop.py: train, read top to bottom; budget.py: time budgets; run_log.py: log.csv and loss.png
 - checkpoint.py: self-describing checkpoints (model_args, training and inference states)
+- device.py: --device (auto, cpu, cuda), the loader settings per device; schedule.py: lr scaling and warm-up
 - distributed.py: several processes (DDP); cli.py: dctrain; glob_hint.py: the hint to quote a shard glob
 - run_folder.py: --out checked, and held by one run (a lock file)
 """

@@ -3,16 +3,21 @@
 Two kinds, both a dict that alone rebuilds its model:
 
 - a **training** checkpoint (``last.pt``, :func:`training_state`): ``{model, model_args, optimizer, scheduler,
-  config, stats, epoch, step, best_val, history, rng, versions, world_size, precision[, lineage]}``, everything a
-  run needs to resume (``lineage``: what came before a run started with ``--init-from``, :mod:`.lineage`);
+  config, stats, epoch, step, best_val, history, rng, versions, world_size, precision, device[, lineage]}``,
+  everything a run needs to resume (``lineage``: what came before a run started with ``--init-from``, :mod:`.lineage`);
 - an **inference** checkpoint (``best.pt``, the shipped models, :func:`inference_state`): ``{format, model,
-  model_args, config, stats, epoch, step, best_val, history, versions, precision[, lineage, card]}``: weights, what builds the
+  model_args, config, stats, epoch, step, best_val, history, versions, precision, device[, lineage, card]}``: weights,
+  what builds the
   network, input statistics, the training config as provenance, no optimizer or RNG state (about a third of the
   size).
 
 ``model_args`` (``num_freqs, hidden, layers, embedding_dim, dropout``) is what builds the network; inference rebuilds
 it from them alone (:func:`model_from_checkpoint`), never from the training config. Checkpoints written before
 ``model_args`` existed (e.g. the shipped ``fm2-bpd``) are read through one conversion, :func:`model_args`.
+
+Every tensor of a checkpoint is stored on the CPU, whatever device trained it (``device`` records which one), and
+:func:`load_checkpoint` maps a file's tensors to the CPU: a checkpoint loads on any machine, and a run saved on one
+device resumes on another.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from spatialdc.pipeline.atomic import atomic_path
 from spatialdc.pipeline.provenance import package_versions
 
 from .config import TrainConfig
+from .device import describe_device, on_cpu
 from .model import DeepClusteringNet
 
 INFERENCE_FORMAT = "spatialdc-model/1"
 REQUIRED = ("model", "config", "stats")
 INFERENCE_KEYS = ("model", "model_args", "config", "stats", "epoch", "step", "best_val", "history", "versions",
-                  "precision", "lineage", "card")
+                  "precision", "device", "lineage", "card")
 MODEL_ARGS = ("num_freqs", "hidden", "layers", "embedding_dim", "dropout")
 
 
@@ -42,7 +48,7 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig,
                    stats: dict, *, epoch: int, step: int, best_val: float, history: list[dict], world_size: int,
-                   precision: str, lineage: dict | None = None) -> dict:
+                   precision: str, device: torch.device = torch.device("cpu"), lineage: dict | None = None) -> dict:
     """The training checkpoint after an epoch: everything a resume needs (see the module docstring).
 
     Args:
@@ -50,18 +56,24 @@ def training_state(model: DeepClusteringNet, optimizer: torch.optim.Optimizer, s
         stats: input statistics ``{"mean": (F,), "std": (F,)}`` float32. epoch, step: counted so far.
         best_val: the best validation loss so far. history: one dict per epoch (the log's rows).
         world_size: training processes. precision: the step mode's name (:class:`~.precision.StepMode`).
+        device: where the model and optimizer state live (their tensors are copied to the CPU).
         lineage: what came before the run's first step (:mod:`spatialdc.trainer.lineage`), None for a run from
             random initialization.
 
     Returns:
-        the dict :func:`save_checkpoint` writes; ``rng`` is torch's global RNG state now, ``versions`` the package
-        versions of this environment.
+        the dict :func:`save_checkpoint` writes; ``rng`` is torch's global RNG state now (and the CUDA RNG's of
+        ``device`` on a GPU), ``versions`` the package versions of this environment, ``device`` its description
+        (:func:`~.device.describe_device`).
     """
-    return {"model": model.state_dict(), "model_args": dict(model.model_args), "optimizer": optimizer.state_dict(),
-            "config": config.to_dict(), "stats": stats, "epoch": epoch, "step": step, "best_val": best_val,
-            "history": history, "rng": {"torch": torch.get_rng_state()}, "versions": package_versions(),
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    host = on_cpu if device.type != "cpu" else (lambda state: state)  # a CPU run's checkpoint as it always was
+    return {"model": host(model.state_dict()), "model_args": dict(model.model_args),
+            "optimizer": host(optimizer.state_dict()), "config": config.to_dict(), "stats": stats, "epoch": epoch,
+            "step": step, "best_val": best_val, "history": history, "rng": rng, "versions": package_versions(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None, "world_size": world_size,
-            "precision": precision, **({"lineage": lineage} if lineage else {})}
+            "precision": precision, "device": describe_device(device), **({"lineage": lineage} if lineage else {})}
 
 
 def inference_state(state: dict) -> dict:

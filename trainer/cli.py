@@ -9,8 +9,10 @@ import click
 from . import distributed
 from .config import LABEL_WEIGHTS, LR_SCHEDULES, TARGETS, TrainConfig
 from .glob_hint import GlobOptionsCommand
+from .device import DEVICE_HELP
 from .precision import PRECISIONS
 from .loop import train
+from .schedule import LR_SCALINGS
 
 D = TrainConfig.__dataclass_fields__
 
@@ -44,7 +46,14 @@ D = TrainConfig.__dataclass_fields__
                    "machine runs (0 = none).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=D["precision"].default,
               help="auto: fused normalization + loss, bf16 output layer where the CPU has native bf16 (AVX-512 BF16 "
-                   "/ AMX); fp32: the reference step (earlier versions' weights bit for bit); bf16: forced.")
+                   "/ AMX) or the GPU has bf16; fp32: the reference step (earlier versions' weights bit for bit); "
+                   "bf16: forced.")
+@click.option("--device", default=D["device"].default, help=DEVICE_HELP + " A resumed run may change it.")
+@click.option("--lr-scaling", type=click.Choice(LR_SCALINGS), default=D["lr_scaling"].default,
+              help="Scale --lr (the rate of a batch of 8) to the global batch: linear (x B/8, Goyal et al. 2017, "
+                   "with --warmup-steps) or sqrt (x sqrt(B/8), Malladi et al. 2022, for Adam); none: --lr as given.")
+@click.option("--warmup-steps", type=int, default=D["warmup_steps"].default,
+              help="Ramp the learning rate up linearly over this many first steps (0 = none).")
 @click.option("--max-steps", type=int, default=D["max_steps"].default,
               help="Stop after this many optimizer steps in all (0 = none).")
 @click.option("--valid-mixtures", type=int, default=D["valid_mixtures"].default,
@@ -78,7 +87,8 @@ def main(out, threads, quiet, **options) -> None:
     """Train a BLSTM deep-clustering network (Hershey et al. 2016) on DS, BPD or RPD targets; re-running the same
     command resumes from OUT/last.pt (with a larger --epochs or --max-minutes it goes on longer).
 
-    Several processes: torchrun --standalone --nproc-per-node 2 -m spatialdc.trainer [same options] (DDP, gloo backend)."""
+    Several processes: torchrun --standalone --nproc-per-node 2 -m spatialdc.trainer [same options] (DDP: gloo on
+    CPUs, NCCL on GPUs, one process per GPU)."""
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .device import check_device_name
 from .precision import PRECISIONS
+from .schedule import LR_SCALINGS
 
 TARGETS = ("ds", "bpd", "rpd")
 LR_SCHEDULES = ("none", "plateau")
 LABEL_WEIGHTS = ("silence", "confidence", "direct-path")
+# The fields that take one of a few values, with those values (checked by TrainConfig).
+CHOICES = {"target": TARGETS, "precision": PRECISIONS, "lr_schedule": LR_SCHEDULES, "label_weights": LABEL_WEIGHTS,
+           "lr_scaling": LR_SCALINGS}
 # Fields a resumed run may change: how long to go on and how data is loaded, nothing that changes what a step does.
+# The device too: a run goes on where the compute is (its arithmetic differs by float rounding, trainer/device.py).
 RESUMABLE_CHANGES = frozenset({"epochs", "max_minutes", "max_cpu_minutes", "max_steps", "patience", "num_workers",
-                               "cache_gb"})
+                               "cache_gb", "device"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,15 @@ class TrainConfig:
             CPU-hours, recipe). The architecture (layers, hidden, embedding_dim, number of frequencies) must match.
             Empty: random initialization.
 
+        device: ``"auto"`` (a CUDA GPU where torch sees one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+            (:func:`spatialdc.trainer.device.resolve_device`); the device used is recorded in log.csv and the
+            checkpoints. A resumed run may move to another device.
+        lr_scaling: ``"none"``, ``"linear"`` or ``"sqrt"``: the learning rate used is ``lr`` times (global batch / 8)
+            or its square root (:func:`spatialdc.trainer.schedule.scaled_lr`), so that ``lr`` stays the rate of the
+            reference batch of 8 mixtures when a GPU trains on larger batches.
+        warmup_steps: ramp the learning rate up linearly over this many first steps (0: none;
+            :func:`spatialdc.trainer.schedule.warm_up`), as the linear rule wants (Goyal et al. 2017).
+
     A resumed run (same ``--out``) may change only the fields in ``RESUMABLE_CHANGES`` (its budget and loading).
 
     With several processes (``torchrun``, see :mod:`spatialdc.trainer.distributed`), ``batch_size`` is per process: one step
@@ -107,36 +122,33 @@ class TrainConfig:
     corpus: tuple[str, ...] = ("corpora/librispeech-clips",)
     label_weights: str = "silence"
     keep_share: float = 0.5
+    device: str = "auto"
+    lr_scaling: str = "none"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target {self.target!r} is not one of {TARGETS}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
         for name in ("layers", "hidden", "embedding_dim", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("chunk_frames", "num_workers", "patience", "max_minutes", "max_steps", "valid_mixtures",
+                     "cache_gb", "max_cpu_minutes", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if min(self.chunk_frames, self.num_workers, self.patience, self.max_minutes, self.max_steps,
-               self.valid_mixtures, self.cache_gb) < 0:
-            raise ValueError("chunk_frames, num_workers, patience, max_minutes, max_steps, valid_mixtures and cache_gb "
-                             "must be >= 0")
         if not 0 <= self.freq_warp < 0.5:
             raise ValueError(f"freq_warp must be in [0, 0.5), got {self.freq_warp}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
-        if self.max_cpu_minutes < 0:
-            raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
-        if self.label_weights not in LABEL_WEIGHTS:
-            raise ValueError(f"label_weights {self.label_weights!r} is not one of {LABEL_WEIGHTS}")
         if self.label_weights in ("confidence", "direct-path") and self.target != "bpd":
             raise ValueError(f"--label-weights {self.label_weights} rates BPD labels; the target is {self.target!r}")
         if not 0 < self.keep_share <= 1:
             raise ValueError(f"--keep-share must be in (0, 1], got {self.keep_share}")
+        check_device_name(self.device)
         object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
     def to_dict(self) -> dict:
         return asdict(self)

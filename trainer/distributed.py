@@ -1,9 +1,11 @@
-"""Several training processes with DistributedDataParallel on the gloo backend (CPU).
+"""Several training processes with DistributedDataParallel: the gloo backend on CPUs, NCCL on CUDA GPUs.
 
 Launch with ``torchrun --standalone --nproc-per-node 2 -m spatialdc.trainer --shards ... --out runs/x``: torchrun sets
-``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; every process reads the same shards, takes its
-slice of each global batch (:class:`GlobalBatchSampler`), and DDP averages the gradients, so one step equals one
-step of a single process on the combined batch. Only rank 0 writes the run directory.
+``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; every process reads the same shards,
+takes its slice of each global batch (:class:`GlobalBatchSampler`), and DDP averages the gradients, so one step
+equals one step of a single process on the combined batch. Only rank 0 writes the run directory. On a machine with
+several GPUs, ``--nproc-per-node`` = the number of GPUs: with ``--device auto`` or ``cuda`` each process takes the GPU
+of its ``LOCAL_RANK`` (:func:`spatialdc.trainer.device.resolve_device`) and the processes talk over NCCL.
 """
 
 from __future__ import annotations
@@ -16,21 +18,42 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) of this process, initializing the gloo process group under torchrun; (0, 1) otherwise."""
+def backend(device: torch.device) -> str:
+    """The process-group backend for processes that train on ``device``: NCCL for CUDA, gloo for the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def world(device: torch.device = torch.device("cpu")) -> tuple[int, int]:
+    """(rank, world size) of this process, initializing the process group (:func:`backend` of ``device``; on CUDA
+    with ``device`` as this process's GPU) under torchrun; (0, 1) otherwise."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return 0, 1
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend(device))
     return dist.get_rank(), dist.get_world_size()
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel:
+    """``model`` (on ``device``) wrapped for DDP: gradients averaged over the ranks in ``backward``."""
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _collective_device() -> torch.device:
+    """Where collective tensors live: NCCL reduces CUDA tensors only."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def rank0_decides(flag: bool) -> bool:
     """Rank 0's value of ``flag`` on every rank (time budgets must stop every process at the same step)."""
     if not dist.is_initialized():
         return flag
-    t = torch.tensor([int(flag)])
+    t = torch.tensor([int(flag)], device=_collective_device())
     dist.broadcast(t, 0)
     return bool(t.item())
 
@@ -39,7 +62,7 @@ def all_sum(values: list[float]) -> list[float]:
     """Element-wise sum over the ranks (identity in one process)."""
     if not dist.is_initialized():
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
     return t.tolist()
 

@@ -21,14 +21,16 @@ from . import distributed
 from .budget import Budget
 from .checkpoint import inference_state, load_checkpoint, model_args, save_checkpoint, training_state
 from .config import RESUMABLE_CHANGES, TrainConfig
-from .data import DeepClusteringDataset, input_stats, reader_error
+from .data import input_stats, reader_error
+from .device import describe_device, resolve_device, to_device
 from .lineage import resolve_init, start_lineage
-from .dynamic import DynamicMixingDataset, mixing_templates
+from .loaders import EpochLoader, make_loaders
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .model import DeepClusteringNet, build_model
-from .precision import REFERENCE, StepMode, dense_autocast, resolve
+from .precision import REFERENCE, StepMode, dense_autocast, resolve, set_tf32
 from .run_folder import check_out_folder, hold_run_folder
 from .run_log import plot_losses, write_log
+from .schedule import scaled_lr, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def batch_loss(model: torch.nn.Module, batch: dict, target: str, mode: StepMode 
     """Affinity loss of one batch. batch: x (B, T, F), y (B, T, F) int or (B, T, F, 1) float, w (B, T, F), n (B,).
     ``mode``: the reference step (autograd through normalization and loss) or the fast one (fused loss, bf16 dense
     layer where chosen), see :mod:`spatialdc.trainer.precision`."""
-    with dense_autocast(model, mode.dense_bf16):
+    with dense_autocast(model, mode.dense_bf16, mode.device_type):
         v = model(batch["x"], normalize=not mode.fused)  # (B, T, F, D) float32
     b = v.shape[0]
     if target == "rpd":
@@ -52,12 +54,15 @@ def batch_loss(model: torch.nn.Module, batch: dict, target: str, mode: StepMode 
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
-    """Mean loss over a loader, in eval mode (restores train mode after); summed over the ranks of a DDP run."""
+def validate(model: torch.nn.Module, loader: DataLoader, target: str,
+             device: torch.device = torch.device("cpu")) -> float:
+    """Mean loss over a loader, in eval mode (restores train mode after), the model on ``device``; summed over the
+    ranks of a DDP run."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
-        total += batch_loss(model, batch, target).item() * batch["x"].shape[0]  # reference step: comparable losses
+        loss = batch_loss(model, to_device(batch, device), target)  # reference step: comparable losses
+        total += loss.item() * batch["x"].shape[0]
         count += batch["x"].shape[0]
     model.train()
     total, count = distributed.all_sum([total, float(count)])
@@ -66,7 +71,8 @@ def validate(model: torch.nn.Module, loader: DataLoader, target: str) -> float:
 
 @dataclass
 class Run:
-    """What a run carries from epoch to epoch: model, optimizer, scheduler, input statistics and counters."""
+    """What a run carries from epoch to epoch: model, optimizer, scheduler, input statistics and counters, and the
+    device the model and optimizer state live on."""
 
     model: DeepClusteringNet
     optimizer: torch.optim.Optimizer
@@ -76,6 +82,7 @@ class Run:
     step: int = 0
     best_val: float = float("inf")
     history: list[dict] = field(default_factory=list)
+    device: torch.device = torch.device("cpu")
     lineage: dict | None = None  # what came before the run's first step (:mod:`spatialdc.trainer.lineage`)
 
     def stale(self) -> int:
@@ -109,29 +116,33 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         architecture or number of frequencies. ShardReadError (a ValueError): a damaged shard.
     """
     out = check_out_folder(out_dir)
+    device = resolve_device(config.device)  # refuses CUDA where torch sees none, before any work
+    rank, world_size = distributed.world(device)
     out.mkdir(parents=True, exist_ok=True)
-    rank, world_size = distributed.world()
     with hold_run_folder(out, rank):
         try:
-            return _train(config, out, rank, world_size, progress)
+            return _train(config, out, rank, world_size, device, progress)
         except ShardReadError as exc:
             raise reader_error(exc) from None
 
 
-def _train(config: TrainConfig, out: Path, rank: int, world_size: int, progress: bool) -> dict:
+def _train(config: TrainConfig, out: Path, rank: int, world_size: int, device: torch.device,
+           progress: bool) -> dict:
     """:func:`train` in a folder this run holds."""
     torch.manual_seed(config.seed)
     train_set, valid_set = ShardSet(expand_shards(config.shards)), ShardSet(expand_shards(config.valid))
     counts = {int(a["num_speakers"]) for a in train_set.attrs}
     if len(counts) != 1:
         raise ValueError(f"training shards hold mixtures of {sorted(counts)} speakers; use shards of one N")
-    run = start_run(config, train_set, resume_state(out, config))
+    run = start_run(config, train_set, resume_state(out, config), device, world_size)
     if rank == 0:
         write_text_atomic(out / "config.json", json.dumps(dict(config.to_dict(), world_size=world_size), indent=1))
-    net = torch.nn.parallel.DistributedDataParallel(run.model) if world_size > 1 else run.model
-    train_loader, valid_loader = make_loaders(config, train_set, valid_set, run.stats, rank, world_size)
-    mode = resolve(config.precision)
-    log.info("training step: %s (--precision %s)", mode.name, config.precision)
+    net = distributed.data_parallel(run.model, device) if world_size > 1 else run.model
+    train_loader, valid_loader = make_loaders(config, train_set, valid_set, run.stats, rank, world_size, device)
+    mode = resolve(config.precision, device)
+    if device.type == "cuda":
+        set_tf32(mode.fused)  # the fp32 reference step in IEEE float32, the fast steps with TF32 tensor cores
+    log.info("training on %s, step: %s (--precision %s)", describe_device(device), mode.name, config.precision)
     t0 = time.perf_counter()
     budget = Budget(config.max_minutes, config.max_cpu_minutes, run.history)
     while (run.epoch < config.epochs and not (config.patience and run.stale() >= config.patience)
@@ -140,7 +151,7 @@ def _train(config: TrainConfig, out: Path, rank: int, world_size: int, progress:
         losses = train_epoch(net, run, train_loader, config, mode, budget, progress and rank == 0)
         train_seconds = time.perf_counter() - epoch_t0
         with budget.validation():
-            valid_loss = validate(run.model, valid_loader, config.target)
+            valid_loss = validate(run.model, valid_loader, config.target, device)
         end_epoch(run, config, out, losses, valid_loss, train_seconds, budget, mode, world_size, rank == 0)
     return {"out": str(out), "epochs": run.epoch, "steps": run.step, "best_valid_loss": run.best_val,
             "seconds": time.perf_counter() - t0, "history": run.history}
@@ -179,10 +190,14 @@ def _option(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None) -> Run:
-    """Model, optimizer and scheduler of a run: resumed from ``state`` (its weights, optimizer, counters and torch
-    RNG), or new: warm-started from ``config.init_from`` (its weights and input statistics) or initialized from
-    torch's RNG with input statistics of the training shards.
+def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None,
+              device: torch.device = torch.device("cpu"), world_size: int = 1) -> Run:
+    """Model, optimizer and scheduler of a run on ``device``: resumed from ``state`` (its weights, optimizer,
+    counters and torch RNG, :func:`restore`), or new: warm-started from ``config.init_from`` (its weights and input
+    statistics) or initialized from torch's RNG with input statistics of the training shards. The network is built
+    and loaded on the CPU, then moved (a GPU run starts from the weights a CPU run starts from). Adam's rate is
+    ``config.lr`` scaled for the global batch of ``world_size`` processes
+    (:func:`~spatialdc.trainer.schedule.scaled_lr`; ``config.lr`` itself without ``--lr-scaling``).
 
     Raises:
         FileNotFoundError, ValueError: an ``init_from`` checkpoint :func:`warm_start` refuses.
@@ -190,27 +205,39 @@ def start_run(config: TrainConfig, train_set: ShardSet, state: dict | None) -> R
     init, init_path = warm_start(config, train_set) if state is None and config.init_from else (None, None)
     stats = state["stats"] if state else init["stats"] if init else input_stats(train_set)
     model = build_model(config, num_freqs=len(stats["mean"]))
+    if state is not None or init is not None:
+        model.load_state_dict((state or init)["model"])
     if init is not None:
-        model.load_state_dict({k: v.float() for k, v in init["model"].items()})  # shipped weights are float16
         log.info("starting from the weights of %s (%s; step %d of that run)", config.init_from, init_path,
                  init.get("step", 0))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model.to(device)
+    lr = scaled_lr(config.lr, config.batch_size, world_size, config.lr_scaling)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
                  if config.lr_schedule == "plateau" else None)
-    run = Run(model, optimizer, scheduler, stats)
+    run = Run(model, optimizer, scheduler, stats, device=device)
     if init is not None:
         run.lineage = start_lineage(config.init_from, init_path, init)
     if state is not None:
+        restore(run, state)
         run.lineage = state.get("lineage") or resumed_lineage(config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        run.epoch, run.step, run.best_val, run.history = state["epoch"], state["step"], state["best_val"], \
-            state["history"]
-        torch.set_rng_state(state["rng"]["torch"])
-        log.info("resuming at epoch %d, step %d", run.epoch, run.step)
     return run
+
+
+def restore(run: Run, state: dict) -> None:
+    """Put a training checkpoint's optimizer, scheduler, counters and RNG state into a new ``run`` whose model holds
+    its weights. The optimizer state goes to the device of the parameters it belongs to (``load_state_dict`` casts
+    it), so a run saved on one device goes on on another; torch's CUDA RNG (dropout on a GPU) is restored where the
+    run was saved on a GPU and goes on on one."""
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler"):
+        run.scheduler.load_state_dict(state["scheduler"])
+    run.epoch, run.step, run.best_val, run.history = state["epoch"], state["step"], state["best_val"], \
+        state["history"]
+    torch.set_rng_state(state["rng"]["torch"])
+    if run.device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], run.device)
+    log.info("resuming at epoch %d, step %d (saved on %s)", run.epoch, run.step, state.get("device", "cpu"))
 
 
 def warm_start(config: TrainConfig, train_set: ShardSet) -> tuple[dict, Path]:
@@ -247,81 +274,34 @@ def resumed_lineage(config: TrainConfig) -> dict | None:
     return start_lineage(config.init_from, path, load_checkpoint(path))
 
 
-class EpochLoader(DataLoader):
-    """A DataLoader iterated once per epoch whose worker processes, if any, live as long as it does
-    (``persistent_workers``): they start once per run, and each keeps its cache of decoded mixtures.
-
-    Every fresh DataLoader iterator draws a seed for its workers from torch's global RNG, even without workers; a
-    persistent iterator that is reset draws none. This one draws it on every ``iter`` anyway, so the global RNG
-    (dropout, ...) advances the same with any number of workers, as it did when the loop made a loader per epoch.
-    """
-
-    def __init__(self, dataset, batch_size: int, sampler, num_workers: int):
-        super().__init__(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                         persistent_workers=num_workers > 0)
-        self._iterated = False
-
-    def __iter__(self):
-        if self.persistent_workers and self._iterated:
-            torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # what a fresh iterator draws
-        self._iterated = True
-        return super().__iter__()
-
-
-def make_loaders(config: TrainConfig, train_set: ShardSet, valid_set: ShardSet, stats: dict, rank: int = 0,
-                 world_size: int = 1) -> tuple[EpochLoader, EpochLoader]:
-    """The training loader (this rank's share of each seeded global batch, ``(epoch, index)`` keys: call
-    ``loader.sampler.set_epoch(e)`` before epoch e) and the validation loader (this rank's share of the first
-    ``config.valid_mixtures``, whole mixtures), with ``config.num_workers`` persistent workers each.
-
-    The training data are the shards' mixtures, or with ``config.dynamic_mixing`` fresh ones drawn like them; the
-    decoded-mixture cache of ``config.cache_gb`` is shared out between the workers.
-
-    Raises:
-        ValueError: dynamic mixing from shards or corpora it cannot draw from (:class:`DynamicMixingDataset`).
-    """
-    if config.dynamic_mixing:
-        templates, template_of = mixing_templates(train_set)
-        train_data = DynamicMixingDataset(templates, config.corpus, len(train_set), config.target, stats,
-                                          config.chunk_frames, config.silence_db, config.seed, config.freq_warp,
-                                          config.label_weights, template_of, config.keep_share)
-    else:
-        train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
-                                           config.seed, cache_bytes=int(config.cache_gb * 1e9) // max(
-                                               config.num_workers, 1), freq_warp=config.freq_warp,
-                                           label_weights=config.label_weights, keep_share=config.keep_share)
-    valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
-    num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
-    sampler = distributed.GlobalBatchSampler(len(train_data), config.batch_size, rank, world_size, config.seed,
-                                             drop_last=len(train_data) > config.batch_size * world_size,
-                                             epoch_keys=True)
-    return (EpochLoader(train_data, config.batch_size, sampler, config.num_workers),
-            EpochLoader(valid_data, config.batch_size, list(range(rank, num_valid, world_size)), config.num_workers))
-
-
 def train_epoch(net: torch.nn.Module, run: Run, loader: EpochLoader, config: TrainConfig, mode: StepMode,
                 budget: Budget, progress: bool) -> list[float]:
     """One epoch of optimizer steps on ``loader``, cut short at ``config.max_steps`` or when the time budget is
-    spent; advances ``run.step``. Returns the training loss of every step."""
+    spent; advances ``run.step``. Returns the training loss of every step.
+
+    Batches go to ``run.device`` (:func:`~spatialdc.trainer.device.to_device`); the losses stay there until the
+    epoch ends (and every 20 steps for the progress bar), so a GPU is not made to wait for the host every step."""
     loader.sampler.set_epoch(run.epoch)
-    losses = []
+    losses: list[torch.Tensor] = []
     bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{config.epochs}", disable=not progress, unit="batch")
     for batch in bar:
-        loss = batch_loss(net, batch, config.target, mode)
+        loss = batch_loss(net, to_device(batch, run.device), config.target, mode)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.clip_grad)
+        warm_up(run.optimizer, run.step, config.warmup_steps)
         run.optimizer.step()
         run.step += 1
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        losses.append(loss.detach())
+        if progress and len(losses) % 20 == 0:
+            bar.set_postfix(loss=f"{torch.stack(losses[-20:]).mean().item():.4f}")
         if config.max_steps and run.step >= config.max_steps:
             break
         if budget.out_of_time():
             log.info("time budget (%s) spent: ending epoch %d early", budget.describe(), run.epoch + 1)
             break
-    return losses
+    return torch.stack(losses).tolist() if losses else []
 
 
 def end_epoch(run: Run, config: TrainConfig, out: Path, losses: list[float], valid_loss: float,
@@ -336,10 +316,10 @@ def end_epoch(run: Run, config: TrainConfig, out: Path, losses: list[float], val
     run.history.append({"epoch": run.epoch, "step": run.step, "train_loss": train_loss[0] / max(train_loss[1], 1),
                         "valid_loss": valid_loss, "lr": lr_now, "train_seconds": round(train_seconds, 2),
                         "seconds": round(budget.wall(), 2), "cpu_seconds": round(budget.cpu(), 2),
-                        "step_mode": mode.name})
+                        "step_mode": mode.name, "device": describe_device(run.device)})
     state = training_state(run.model, run.optimizer, run.scheduler, config, run.stats, epoch=run.epoch,
                            step=run.step, best_val=min(run.best_val, valid_loss), history=run.history,
-                           world_size=world_size, precision=mode.name, lineage=run.lineage)
+                           world_size=world_size, precision=mode.name, device=run.device, lineage=run.lineage)
     if valid_loss < run.best_val:
         run.best_val = valid_loss
         if main_process:

@@ -20,9 +20,13 @@ def one_hot_targets(labels: torch.Tensor, num_sources: int) -> torch.Tensor:
     still has its (empty) column.
 
     Raises:
-        ValueError: a label outside 0..N-1.
+        ValueError: a label outside 0..N-1 (on the CPU). On a GPU the check is asynchronous
+            (``torch._assert_async``, a device-side assertion: reading the labels' range on the host would make the
+            host wait for the GPU at every step), and the error surfaces at the next synchronization.
     """
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_sources):
+    if labels.device.type != "cpu":
+        torch._assert_async(((labels >= 0) & (labels < num_sources)).all(), f"labels outside 0..{num_sources - 1}")
+    elif labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_sources):
         raise ValueError(f"labels span {int(labels.min())}..{int(labels.max())} but num_sources is {num_sources}")
     return F.one_hot(labels.long(), num_sources).float()
 

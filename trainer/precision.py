@@ -1,17 +1,26 @@
-"""Which arithmetic a training or inference step uses (``--precision``).
+"""Which arithmetic a training or inference step uses (``--precision``), on the CPU or a CUDA GPU.
 
 - ``fp32``: the reference step, float32 throughout, autograd through unit normalization and the low-rank loss; it
-  reproduces the weights of runs made before ``--precision`` existed bit for bit.
+  reproduces the weights of runs made before ``--precision`` existed bit for bit. On CUDA it is IEEE float32 (no
+  TF32 in cuDNN's LSTM or in matrix products, :func:`set_tf32`).
 - ``auto`` (the default): the fast step: unit normalization and loss fused into one autograd node with its
-  analytic gradient (:func:`spatialdc.trainer.loss.fused_affinity_loss`), and the dense output layer's matrix
-  products in bfloat16 where the CPU has native bf16 instructions (AVX-512 BF16 or AMX, as oneDNN uses them),
-  float32 elsewhere.
+  analytic gradient (:func:`spatialdc.trainer.loss.fused_affinity_loss`, computed in float32), and the dense output
+  layer's matrix products in bfloat16 where the hardware has bf16: on the CPU where it has native bf16 instructions
+  (AVX-512 BF16 or AMX, as oneDNN uses them), on CUDA where ``torch.cuda.is_bf16_supported()`` (Ampere and later);
+  float32 elsewhere. On CUDA the LSTM's float32 products may use TF32 tensor cores (torch's default for cuDNN).
 - ``bf16``: the fast step with the bf16 dense layer forced, even where the CPU emulates bf16 (for tests; on a CPU
   without the instructions it is many times slower: RESULTS.md).
 
-The BLSTM stays in float32 in every mode. The caller chooses the arithmetic (the training step, the inference
-embedding), not the model's ``forward``: :func:`dense_autocast` puts only the dense layer under ``torch.autocast``,
-because CPU autocast would run ``nn.LSTM`` in bfloat16 too (checked with torch 2.13: its outputs come back bf16).
+The weights stay float32 (the optimizer's master copy) and the BLSTM computes in float32 in every mode. The caller
+chooses the arithmetic (the training step, the inference embedding), not the model's ``forward``:
+:func:`dense_autocast` puts only the dense layer under ``torch.autocast``, on both devices, which is autocast of the
+whole forward but for the LSTM:
+
+- CPU autocast would run ``nn.LSTM`` in bfloat16 (checked with torch 2.13: its outputs come back bf16), which
+  oneDNN does slowly and less accurately;
+- CUDA autocast would run cuDNN's LSTM in float16, not bfloat16, whatever dtype autocast is given (ATen's
+  ``AutocastRNN.cpp`` casts ``_cudnn_rnn``'s input, weights and states to ``kHalf``), and float16 gradients without
+  loss scaling can underflow.
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class StepMode:
-    """How a step computes: ``fused`` loss, ``dense_bf16`` output layer; ``name`` is what checkpoints record."""
+    """How a step computes: ``fused`` loss, ``dense_bf16`` output layer, on ``device_type`` (``"cpu"`` or
+    ``"cuda"``, the autocast device); ``name`` is what checkpoints and log.csv record (beside the device)."""
 
     fused: bool
     dense_bf16: bool
+    device_type: str = "cpu"
 
     @property
     def name(self) -> str:
@@ -53,21 +64,36 @@ def native_bf16() -> bool:
         return False
 
 
-def resolve(precision: str) -> StepMode:
-    """The step a ``--precision`` value gives on this machine.
+def resolve(precision: str, device: torch.device | str = "cpu") -> StepMode:
+    """The step a ``--precision`` value gives on this machine's ``device`` (the CPU: what it gave before devices
+    existed).
 
     Raises:
         ValueError: not one of :data:`PRECISIONS`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    device_type = torch.device(device).type
     if precision == "fp32":
-        return REFERENCE
-    native = native_bf16()
+        return StepMode(fused=False, dense_bf16=False, device_type=device_type)
+    native = native_bf16() if device_type == "cpu" else torch.cuda.is_bf16_supported()
     if precision == "bf16" and not native:
-        log.warning("--precision bf16 on a CPU without native bf16 instructions: bf16 products are emulated and "
-                    "much slower than float32; use --precision auto")
-    return StepMode(fused=True, dense_bf16=precision == "bf16" or native)
+        log.warning("--precision bf16 on a %s without native bf16: bf16 products are emulated and much slower than "
+                    "float32; use --precision auto", "CPU" if device_type == "cpu" else "GPU")
+    return StepMode(fused=True, dense_bf16=precision == "bf16" or native, device_type=device_type)
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let (or forbid) CUDA's float32 LSTM and matrix products use TF32 tensor cores (10-bit mantissa products,
+    float32 accumulation): allowed by the fast steps, forbidden by the ``fp32`` reference step. Process-wide
+    (torch's own switches); a no-op for CPU work."""
+    precision = "tf32" if enabled else "ieee"
+    try:  # torch >= 2.9
+        torch.backends.cudnn.rnn.fp32_precision = precision
+        torch.backends.cuda.matmul.fp32_precision = precision
+    except AttributeError:
+        torch.backends.cudnn.allow_tf32 = enabled
+        torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 @contextlib.contextmanager

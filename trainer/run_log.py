@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "valid_loss", "lr", "train_seconds", "seconds", "cpu_seconds",
-              "step_mode"]
+              "step_mode", "device"]  # device: "cpu" or "cuda:0 (NVIDIA H200)"; empty in rows of earlier versions
 
 
 def write_log(path: Path, history: list[dict]) -> None:
