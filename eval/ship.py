@@ -187,8 +187,9 @@ def campaign_of(state: dict, valid: dict, previous: dict | None, same: bool, sco
                              f"{paired['diff']:+.2f} ± {paired['ci95']:.2f} dB over {paired['mixtures']} mixtures "
                              f"(needs >= {RESHIP_MIN_GAIN_DB} dB with the interval above 0); keep training")
         paired["forced"] = bool(force and not beats)
-    elif against:
-        paired = reship_verdict(scores["valid"], against, "the model it started from")
+    elif against:  # a first version, compared with another model (e.g. the one it started from)
+        other = report_provenance(next(iter(against.values()))).get("checkpoint") or "another model"
+        paired = reship_verdict(scores["valid"], against, Path(other).stem)
     return new_campaign(state, valid, old_campaign if previous is not None else None, paired)
 
 
