@@ -10,7 +10,7 @@ import click
 
 from spatialdc import models
 from spatialdc.pipeline.provenance import command_line
-from spatialdc.trainer.run_folder import check_out_folder
+from spatialdc.pipeline.paths import check_out_dir
 from spatialdc.trainer.device import DEVICE_HELP
 
 from .html_report import write_separation_report
@@ -65,7 +65,7 @@ def main(recording, checkpoint, model_name, out, overwrite, speakers, max_speake
                    max_speakers=max_speakers, device=device)
     count = "auto" if speakers == "auto" else int(speakers)
     try:
-        check_out_folder(out, "--out")
+        check_out_dir(out, "--out")
         sep = Separator(checkpoint, **options) if checkpoint else Separator.from_pretrained(model_name, **options)
         if not checkpoint:
             click.echo(f"model: shipped {sep.name} ({_card_line(sep.card)}); --list-models shows the others")

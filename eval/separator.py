@@ -17,7 +17,7 @@ import numpy as np
 from spatialdc import models
 from spatialdc.pipeline import features
 from spatialdc.pipeline.audio import resample
-from spatialdc.trainer.run_folder import check_out_folder
+from spatialdc.pipeline.paths import check_out_dir
 
 from .chunks import Stitcher, chunk_labels, plan_chunks, separated_chunks
 from .count import CountHead, resolve_count_head
@@ -100,7 +100,7 @@ def separate_file(path: str | Path, out_dir: str | Path, model, stats: dict, num
             the separation pass). ValueError: unreadable or refused audio
             (:class:`~spatialdc.eval.recording.WaveformScan`), an output folder that is a file or under one.
     """
-    check_out_folder(out_dir, "output folder")
+    check_out_dir(out_dir, "output folder")
     with RecordingFile(path) as recording:
         recording.check()
         plan = plan_chunks(recording, model, stats, num_speakers, chunk_s, overlap_s, max_speakers, cluster_db,

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from spatialdc.pipeline.atomic import write_text_atomic
+from spatialdc.pipeline.paths import check_out_dir
 from spatialdc.pipeline.shards import ShardReadError, ShardSet, expand_shards
 
 from . import distributed
@@ -28,7 +29,7 @@ from .loaders import EpochLoader, make_loaders
 from .loss import affinity_loss, fused_affinity_loss, one_hot_targets
 from .model import DeepClusteringNet, build_model
 from .precision import REFERENCE, StepMode, dense_autocast, resolve, set_tf32
-from .run_folder import check_out_folder, hold_run_folder
+from .run_folder import hold_run_folder
 from .run_log import plot_losses, write_log
 from .schedule import scaled_lr, warm_up
 
@@ -115,7 +116,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         directory that differs in a field outside ``RESUMABLE_CHANGES``, or an ``init_from`` checkpoint of another
         architecture or number of frequencies. ShardReadError (a ValueError): a damaged shard.
     """
-    out = check_out_folder(out_dir)
+    out = check_out_dir(out_dir)
     device = resolve_device(config.device)  # refuses CUDA where torch sees none, before any work
     rank, world_size = distributed.world(device)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,22 +29,6 @@ LOCK_FILE = "dctrain.lock"
 UNWRITTEN_GRACE_S = 10.0  # an empty or garbled lock younger than this may be being written: honour it
 
 
-def check_out_folder(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, checked to be a folder or a path where one can be made (not a file, not under a file);
-    nothing is made.
-
-    Raises:
-        ValueError: ``path`` is a file, or lies under one (the message names the path, the file and the fix).
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {path} is a file, not a folder; give a folder (it is made if missing)")
-    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise ValueError(f"{option} {path} lies under {blocking}, which is a file; give a path under a folder")
-    return path
-
-
 def _proc_start(pid: int) -> str | None:
     """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), None where unknown."""
     try:
