@@ -19,12 +19,9 @@ def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sou
     Seetharaman, Wichern, Le Roux, Pardo, "Bootstrapping single-channel source separation via unsupervised spatial
     clustering on stereo mixtures", ICASSP 2019).
 
-    Each cluster k of the labels is taken as a 1-D Gaussian of its bins' distance to its centre (share, centre and
-    root-mean-square distance over its active bins, omega > 0): the clipped NPD (samples) where no phase wraps,
-    else the wrapped phase (radians) around the cluster's delay (:func:`~spatialdc.pipeline.labels.wrapped_phase_labels`);
-    the confidence of a bin is the posterior p of its own cluster, rescaled from chance to certainty:
-    (p - 1/K) / (1 - 1/K), clipped to [0, 1]. Well-separated clusters give ~1 everywhere, bins
-    between two centres ~0.
+    The posterior p of a bin's own cluster (:func:`cluster_posteriors`), rescaled from chance to certainty:
+    (p - 1/K) / (1 - 1/K), clipped to [0, 1]. Well-separated clusters give ~1 everywhere, bins between two
+    centres ~0.
 
     Args:
         npd: (F, T) float, samples. bpd: (F, T) int labels in 0..K-1. active: (F, T) bool (the statistics'
@@ -34,13 +31,34 @@ def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sou
     Returns:
         (F, T) float32 in [0, 1].
     """
+    post = cluster_posteriors(npd, bpd, active, num_sources, max_delay_samples, min_std)  # (K, F, T)
+    if post is None:
+        return np.zeros(npd.shape, np.float32)
+    own_post = np.take_along_axis(post, bpd[None].astype(np.intp), axis=0)[0]  # (F, T)
+    return np.clip((own_post - 1 / num_sources) / (1 - 1 / num_sources), 0.0, 1.0).astype(np.float32)
+
+
+def cluster_posteriors(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sources: int,
+                       max_delay_samples: float, min_std: float | None = None) -> np.ndarray | None:
+    """The posterior of every BPD cluster in every bin, under a 1-D Gaussian model of each cluster.
+
+    Each cluster k of the labels is taken as a 1-D Gaussian of its bins' distance to its centre (share, centre and
+    root-mean-square distance over its active bins, omega > 0): the clipped NPD (samples) where no phase wraps,
+    else the wrapped phase (radians) around the cluster's delay (:func:`~spatialdc.pipeline.labels.wrapped_phase_labels`).
+
+    Args: as :func:`bpd_confidence`.
+
+    Returns:
+        (K, F, T) float64 posteriors summing to 1 over K (an empty cluster gets 0), or None when no cluster has
+        two active bins.
+    """
     limit = 1.5 * max_delay_samples
     fit = active.copy()
     fit[0] = False
     ls = bpd[fit]
     log_p = np.empty((num_sources,) + npd.shape)  # (K, F, T)
     if not any((ls == k).sum() >= 2 for k in range(num_sources)):
-        return np.zeros(npd.shape, np.float32)
+        return None
     if max_delay_samples <= 0.5:  # no wrapping: distances in NPD (samples)
         min_std = 0.02 * limit if min_std is None else min_std
         x = np.clip(npd, -limit, limit).astype(np.float64)
@@ -63,9 +81,7 @@ def bpd_confidence(npd: np.ndarray, bpd: np.ndarray, active: np.ndarray, num_sou
         log_p[k] = np.log(share) - np.log(sd) - 0.5 * (residual[k] / sd) ** 2
     log_p -= log_p.max(axis=0, keepdims=True)
     post = np.exp(log_p)
-    post /= post.sum(axis=0, keepdims=True)
-    own_post = np.take_along_axis(post, bpd[None].astype(np.intp), axis=0)[0]  # (F, T)
-    return np.clip((own_post - 1 / num_sources) / (1 - 1 / num_sources), 0.0, 1.0).astype(np.float32)
+    return post / post.sum(axis=0, keepdims=True)
 
 
 def onset_bins(magnitude: np.ndarray, frames: int = ONSET_FRAMES, rise_db: float = 0.0) -> np.ndarray:

@@ -58,7 +58,9 @@ def attrs_sha256(attrs: Mapping) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _signature(path: Path) -> tuple:
+def file_signature(path: str | Path) -> tuple:
+    """What identifies a file's version within a process: (real path, size, modification time, inode, device)."""
+    path = Path(path)
     st = path.stat()
     return os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
 
@@ -71,7 +73,7 @@ def prove_shard(path: str | Path, h5: h5py.File) -> None:
             SHA-256 differs from its ``index.json`` entry, or that has no entry to be checked against.
     """
     path = Path(path)
-    key = _signature(path)
+    key = file_signature(path)
     if key in _PROVEN:
         return
     version = int(h5.attrs.get("schema_version", -1))

@@ -42,6 +42,8 @@ instead (train on ``bpd`` targets; score models on rendered shards).
 One writer (:func:`write_shard`, :func:`write_recording_shard`) writes files under a temporary name and renames them
 when complete. Readers open files lazily, once per process (h5py handles survive neither fork nor pickling).
 Beside the shards, ``index.json`` (:class:`DatasetIndex`) lists each with its count and SHA-256 (``dcgen verify``).
+Labels made later (``dcrelabel``) live in sidecar files that never touch the shard; the reader returns them as the
+field ``"labels:NAME"`` (:mod:`spatialdc.pipeline.label_sidecar`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import numpy as np
 
 from . import features
 from .atomic import atomic_path
+from .label_sidecar import FIELD_PREFIX, label_field, open_sidecar
 from .render import Example
 from .shard_checks import ShardReadError, attrs_sha256, damaged, prove_shard
 from .shard_index import SCHEMA_VERSION
@@ -241,6 +244,7 @@ class ShardSet:
             self.attrs.append(attrs)
             self.index.extend((k, r) for r in range(n))
         self._files: dict[int, h5py.File] = {}
+        self._sidecars: dict[tuple[int, str], h5py.File] = {}  # (file number, label name) -> its label sidecar
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -248,12 +252,12 @@ class ShardSet:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_files"] = {}
+        state["_files"], state["_sidecars"] = {}, {}
         return state
 
     def _file(self, k: int) -> h5py.File:
         if self._pid != os.getpid():  # forked: never reuse the parent's handles
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._sidecars, self._pid = {}, {}, os.getpid()
         if k not in self._files:
             h5 = h5py.File(self.paths[k], "r")
             try:
@@ -264,13 +268,35 @@ class ShardSet:
             self._files[k] = h5
         return self._files[k]
 
+    def _labels(self, k: int, name: str) -> h5py.Dataset:
+        """The ``labels`` (M, F, T) of shard ``k``'s sidecar of label ``name``, checked against the shard when first
+        opened in this process (:func:`~spatialdc.pipeline.label_sidecar.open_sidecar`)."""
+        self._file(k)  # the shard proves itself first (and a fork drops the parent's handles)
+        if (k, name) not in self._sidecars:
+            self._sidecars[(k, name)] = open_sidecar(self.paths[k], name, self._files[k]["spec"].shape[0])
+        return self._sidecars[(k, name)]["labels"]
+
+    def require_labels(self, name: str) -> None:
+        """Check up front that every shard has a current sidecar of label ``name`` (done once per process and
+        file; forked loader workers inherit the checks).
+
+        Raises:
+            LabelsUnavailable: the first shard whose sidecar is missing, damaged or stale (names it and the fix).
+        """
+        label_field(name)
+        for k in range(len(self.paths)):
+            self._labels(k, name)
+
     def num_speakers(self, i: int) -> int:
         return int(self.attrs[self.index[i][0]]["num_speakers"])
 
     def read(self, i: int, fields: Sequence[str] = ARRAY_FIELDS) -> dict[str, np.ndarray]:
-        """Arrays of mixture ``i`` (see the module table), plus ``"spec"`` if asked for (a MixtureSpec).
+        """Arrays of mixture ``i`` (see the module table), plus ``"spec"`` if asked for (a MixtureSpec), and label
+        fields of sidecars, ``"labels:NAME"`` ((F, T) uint8, :mod:`~spatialdc.pipeline.label_sidecar`).
 
         Raises:
+            LabelsUnavailable: a label field whose sidecar is missing, damaged or stale (names it and the command
+                that makes it).
             ShardReadError: the shard cannot be read there (corrupt or truncated file, missing field); the message
                 names the file and row and says how to find and replace broken shards.
         """
@@ -294,6 +320,8 @@ class ShardSet:
             if name == "spec":
                 text = h5["spec"][row]
                 out["spec"] = MixtureSpec.from_json(text.decode("utf-8") if isinstance(text, bytes) else text)
+            elif name.startswith(FIELD_PREFIX):  # a label sidecar's field
+                out[name] = self._labels(k, name[len(FIELD_PREFIX):])[row]  # (F, T) uint8
             elif name == "mixture" and "mic1" in h5:  # recordings: both mics stored
                 out["mixture"] = np.stack([h5["mic1"][row], h5["mic2"][row]]).astype(np.float32)  # (2, S)
             elif name == "mixture" and "mic2" in h5:  # version 2: mic 1 = sum of the sources at mic 1
@@ -305,6 +333,6 @@ class ShardSet:
         return out
 
     def close(self) -> None:
-        for f in self._files.values():
+        for f in [*self._sidecars.values(), *self._files.values()]:
             f.close()
-        self._files = {}
+        self._files, self._sidecars = {}, {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from spatialdc.pipeline.label_sidecar import check_label_name
+
 from .device import check_device_name
 from .precision import PRECISIONS
 from .schedule import LR_SCALINGS
@@ -68,6 +70,11 @@ class TrainConfig:
             ``keep_share`` of the non-silent bins; 0 elsewhere).
         keep_share: with ``"direct-path"``, the largest share of the non-silent bins trained on (0.5 for mild rooms,
             0.35 for harsher ones; RESULTS.md, the label ladder).
+        labels: empty (the shards' own BPD labels), or the name of a label field made by ``dcrelabel --name NAME``
+            (bootstrapped labels in sidecars beside the shards, :mod:`spatialdc.pipeline.label_sidecar`): the
+            targets of the training and the validation mixtures, read as BPD labels (``target`` ``"bpd"``); the
+            loss weights as ``label_weights`` says, computed from these labels. Every shard needs a current sidecar
+            (checked before the first step; the error names the missing file and the command that makes it).
         max_cpu_minutes: budget in CPU time of the training process (all its threads; loader processes not
             counted), 0: none. Unlike ``max_minutes`` it does not depend on what else the machine runs, so runs
             made beside other work (niced) get the same budget; a 2-thread run uses up to 2 CPU-minutes per minute.
@@ -125,6 +132,7 @@ class TrainConfig:
     device: str = "auto"
     lr_scaling: str = "none"
     warmup_steps: int = 0
+    labels: str = ""
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -147,6 +155,14 @@ class TrainConfig:
             raise ValueError(f"--label-weights {self.label_weights} rates BPD labels; the target is {self.target!r}")
         if not 0 < self.keep_share <= 1:
             raise ValueError(f"--keep-share must be in (0, 1], got {self.keep_share}")
+        if self.labels:
+            check_label_name(self.labels)
+            if self.target != "bpd":
+                raise ValueError(f"--labels {self.labels} are BPD-like labels: train them with --target bpd, not "
+                                 f"{self.target!r}")
+            if self.dynamic_mixing:
+                raise ValueError(f"--labels {self.labels} label the shards' own mixtures; --dynamic-mixing draws new "
+                                 f"ones, which have none: drop one of the two")
         check_device_name(self.device)
         object.__setattr__(self, "corpus", tuple(self.corpus))  # JSON gives lists
 

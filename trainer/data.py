@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spatialdc.pipeline import features, labels
+from spatialdc.pipeline.label_sidecar import label_field
 from spatialdc.pipeline.label_weights import bpd_confidence, direct_path_bins
 from spatialdc.pipeline.rng import rng_for
 from spatialdc.pipeline.shards import ShardReadError, ShardSet
@@ -107,6 +108,9 @@ class DeepClusteringDataset(Dataset):
     (:func:`spatialdc.pipeline.label_weights.bpd_confidence`, on the whole mixture); with
     ``label_weights="direct-path"`` it is 1 only on the bins of
     :func:`spatialdc.pipeline.label_weights.direct_path_bins` (at most ``keep_share`` of the non-silent bins), else 0.
+    With ``labels`` (a name made by ``dcrelabel``) the targets are that label field of the shards' sidecars
+    (``"labels:NAME"``, :mod:`spatialdc.pipeline.label_sidecar`) instead of ``bpd``, and the weights above are
+    computed from them.
 
     An item is asked for by its index ``i`` (the chunk and warp are drawn for the epoch of :meth:`set_epoch`) or
     by an ``(epoch, i)`` pair, the key the training loader's sampler yields
@@ -120,7 +124,7 @@ class DeepClusteringDataset(Dataset):
 
     def __init__(self, shards: ShardSet | None, target: str, stats: dict[str, np.ndarray], chunk_frames: int = 0,
                  silence_db: float = features.SILENCE_DB, seed: int = 0, cache_bytes: int = 0,
-                 freq_warp: float = 0.0, label_weights: str = "silence", keep_share: float = 0.5):
+                 freq_warp: float = 0.0, label_weights: str = "silence", keep_share: float = 0.5, labels: str = ""):
         if label_weights not in LABEL_WEIGHTS:
             raise ValueError(f"label_weights {label_weights!r} is not one of {LABEL_WEIGHTS}")
         if label_weights in ("confidence", "direct-path") and target != "bpd":
@@ -128,8 +132,11 @@ class DeepClusteringDataset(Dataset):
         self.shards, self.target, self.stats = shards, target, stats
         self.freq_warp, self.label_weights, self.keep_share = freq_warp, label_weights, keep_share
         self.chunk_frames, self.silence_db, self.seed = chunk_frames, silence_db, seed
+        if labels and target != "bpd":
+            raise ValueError(f"label field {labels!r} replaces BPD labels; the target is {target!r}")
         self.epoch = 0
-        self.fields = ("magnitude", "npd", "spec") if target == "rpd" else ("magnitude", target)
+        self.label_key = label_field(labels) if labels else target  # the field read as y
+        self.fields = ("magnitude", "npd", "spec") if target == "rpd" else ("magnitude", self.label_key)
         if label_weights in ("confidence", "direct-path"):
             self.fields += ("npd", "spec")
         self.cache_bytes = cache_bytes
@@ -172,7 +179,7 @@ class DeepClusteringDataset(Dataset):
                                  f"{spec.mic_spacing_m} m (delays up to {max_delay:.2f} samples); train BPD or DS")
             y = labels.rpd_target(data["npd"], w, max_delay)[..., None]  # (F, T, 1)
         else:
-            y = data[self.target]  # (F, T) uint8
+            y = data[self.label_key]  # (F, T) uint8
         if self.label_weights in ("confidence", "direct-path"):
             spec = data["spec"]
             conf = bpd_confidence(data["npd"], y, w, spec.num_speakers, spec.max_delay_samples)  # (F, T) float32

@@ -63,8 +63,10 @@ def make_loaders(config: TrainConfig, train_set: ShardSet, valid_set: ShardSet, 
         train_data = DeepClusteringDataset(train_set, config.target, stats, config.chunk_frames, config.silence_db,
                                            config.seed, cache_bytes=int(config.cache_gb * 1e9) // max(
                                                config.num_workers, 1), freq_warp=config.freq_warp,
-                                           label_weights=config.label_weights, keep_share=config.keep_share)
-    valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed)
+                                           label_weights=config.label_weights, keep_share=config.keep_share,
+                                           labels=config.labels)
+    valid_data = DeepClusteringDataset(valid_set, config.target, stats, 0, config.silence_db, config.seed,
+                                       labels=config.labels)
     num_valid = min(len(valid_data), config.valid_mixtures or len(valid_data))
     sampler = distributed.GlobalBatchSampler(len(train_data), config.batch_size, rank, world_size, config.seed,
                                              drop_last=len(train_data) > config.batch_size * world_size,

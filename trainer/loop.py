@@ -135,6 +135,9 @@ def _train(config: TrainConfig, out: Path, rank: int, world_size: int, device: t
     counts = {int(a["num_speakers"]) for a in train_set.attrs}
     if len(counts) != 1:
         raise ValueError(f"training shards hold mixtures of {sorted(counts)} speakers; use shards of one N")
+    if config.labels:  # every sidecar checked before the first step (loader workers inherit the checks)
+        train_set.require_labels(config.labels)
+        valid_set.require_labels(config.labels)
     run = start_run(config, train_set, resume_state(out, config), device, world_size)
     if rank == 0:
         write_text_atomic(out / "config.json", json.dumps(dict(config.to_dict(), world_size=world_size), indent=1))
