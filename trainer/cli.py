@@ -17,6 +17,11 @@ from .schedule import LR_SCALINGS
 D = TrainConfig.__dataclass_fields__
 
 
+_LABELS_HELP = ("Train (and validate) on the label field NAME that `dcrelabel --name NAME` wrote beside the shards "
+                "(bootstrapped labels) instead of the shards' own BPD labels; --target bpd. Default: the shards' BPD "
+                "labels.")
+
+
 @click.command(cls=GlobOptionsCommand, glob_options=("--shards", "--valid"),
                context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--shards", required=True, help="Glob of training shards, e.g. 'data/fm2/train-*.h5' (quote it).")
@@ -81,10 +86,7 @@ D = TrainConfig.__dataclass_fields__
 @click.option("--keep-share", type=float, default=D["keep_share"].default, show_default=True,
               help="With --label-weights direct-path: the largest share of non-silent bins trained on (0.5 for mild "
                    "rooms, 0.35 for harsher ones; RESULTS.md, the label ladder).")
-@click.option("--labels", default=D["labels"].default, show_default=False,
-              help="Train (and validate) on the label field NAME that `dcrelabel --name NAME` wrote beside the shards "
-                   "(bootstrapped labels) instead of the shards' own BPD labels; --target bpd. Default: the "
-                   "shards' BPD labels.")
+@click.option("--labels", default=D["labels"].default, show_default=False, help=_LABELS_HELP)
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(out, threads, quiet, **options) -> None:
