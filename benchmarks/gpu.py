@@ -5,7 +5,7 @@ the carried wheels and runs this; it runs anywhere (``--device cpu --minutes 1``
 
 Within ``--minutes`` of wall clock (the machine's time is counted):
 
-(a) **equality**: one training step of the 2 x 200 model (the shipped fm2-bpd's weights, dropout off) on a fixed
+(a) **equality**: one training step of the 2 x 200 model (the shipped any-bpd's weights, dropout off) on a fixed
     seeded batch (8 mixtures x 100 frames) on ``--device`` against the same step on the CPU: the loss and the
     gradients, relative to the CPU's. fp32: the reference step, IEEE float32 on both (no TF32); bf16: the fast step,
     bf16 dense layer on both, TF32 in the GPU's LSTM as ``--precision auto`` trains. Tolerances: TOLERANCES.
@@ -15,9 +15,9 @@ Within ``--minutes`` of wall clock (the machine's time is counted):
     the device's own CPU at batch 8; the speed-up over this project's CPU figure (CPU_FIGURE).
 (c) **fine-tuning**: renders f2, m2 and fm2 training mixtures of the bundled corpus on the machine's cores (in the
     background while (a) and (b) run; a seed per process) and validation mixtures (seed 0), then continues the
-    shipped fm2-bpd on the campaign recipe (``dctrain --target bpd --hidden 200 --batch-size 8 --lr-schedule
-    plateau --valid-mixtures 0 --init-from models/fm2-bpd.pt``) on ``--device`` for the minutes left; the shipped
-    model's validation loss on the same mixtures is measured first.
+    shipped any-bpd (dcsep's default, the campaign model) on the campaign recipe (``dctrain --target bpd --hidden
+    200 --batch-size 8 --lr-schedule plateau --valid-mixtures 0 --init-from models/any-bpd.pt``) on ``--device`` for
+    the minutes left; the shipped model's validation loss on the same mixtures is measured first.
 (d) **dceval's split**: per mixture, the network's forward on the device and on the CPU, K-means and BSS Eval on the
     CPU (the two that stay there).
 
@@ -72,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--out", required=True, help="results folder ($OUT on the device machine)")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     ap.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget of the whole run")
-    ap.add_argument("--model", default=str(ROOT / "models" / "fm2-bpd.pt"), help="the shipped model to continue")
+    ap.add_argument("--model", default=str(ROOT / "models" / "any-bpd.pt"), help="the shipped model to continue")
     ap.add_argument("--work", default="/tmp/gpu-work", help="scratch folder (replaced)")
     ap.add_argument("--batches", default=None, help="batch sizes of (b) [GPU: 8,16,32,64,128,256; CPU: 8]")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per measurement of (b) [GPU 20, CPU 2]")

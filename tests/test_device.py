@@ -213,3 +213,43 @@ def test_the_device_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert results["throughput"][0]["frames_per_s"] > 0
     assert math.isfinite(results["fine_tune"]["best_valid_loss"]) and results["fine_tune"]["device"] == "cpu"
     assert load_checkpoint(out / "best.pt")["device"] == "cpu"
+
+
+def test_gpu_tree_shrinks_what_travels_under_the_device_limit_and_restores_it(tmp_path):
+    """benchmarks/gpu_tree.sh (issue 23): the tree the device tool sends (tracked + untracked-not-ignored files) goes
+    under 64 MiB for the GPU call, nothing leaves the disk, and restore gives back the index exactly."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: the device tool sends a git working tree")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(ROOT), str(clone)], check=True)
+    script = clone / "benchmarks" / "gpu_tree.sh"
+    script.write_bytes((ROOT / "benchmarks" / "gpu_tree.sh").read_bytes())
+    subprocess.run(["git", "add", "benchmarks/gpu_tree.sh"], cwd=clone, check=True)
+    subprocess.run(["git", "commit", "-qm", "gpu_tree.sh", "--allow-empty"], cwd=clone, check=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                            GIT_COMMITTER_EMAIL="t@t"))
+
+    def run(verb: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), verb], cwd=clone, capture_output=True, text=True)
+
+    def travelling() -> set[str]:
+        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=clone,
+                             capture_output=True, text=True, check=True).stdout
+        return set(out.split())
+
+    before, on_disk = travelling(), sorted(p for p in clone.rglob("*") if p.is_file() and ".git" not in p.parts)
+    shrunk = run("shrink")
+    assert shrunk.returncode == 0, shrunk.stderr
+    mib = float(shrunk.stdout.split(" MiB travel")[0].split()[-1])
+    assert mib < 64 - 4.5  # room for .gpu-wheels (4.3 MB)
+    left = before - travelling()
+    assert "models/any-bpd.pt" not in left and "models/fm2-bpd.pt" in left
+    assert not any(p.startswith(("pipeline/", "trainer/", "eval/", "benchmarks/")) for p in left)
+    assert sum(p.startswith("corpora/") for p in left) == 38  # the test speakers' clips only
+    assert run("shrink").returncode == 1  # twice is refused
+    assert sorted(p for p in clone.rglob("*") if p.is_file() and ".git" not in p.parts) == on_disk
+    restored = run("restore")
+    assert restored.returncode == 0, restored.stderr
+    assert travelling() == before
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
+    assert status == ""
