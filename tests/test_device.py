@@ -12,6 +12,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -201,7 +202,8 @@ def test_the_learning_rate_scales_with_the_global_batch_and_warms_up(small_datas
 @pytest.mark.slow
 def test_the_device_script_runs_end_to_end_on_the_cpu(tmp_path):
     """benchmarks/gpu.sh with --device cpu --minutes 1: the prepared GPU run works before a GPU is lent."""
-    env = dict(os.environ, OUT=str(tmp_path / "out"))
+    # gpu.sh runs `python3`: this interpreter's (the project's environment, activated or not)
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--device", "cpu", "--minutes", "1",
                           "--work", str(tmp_path / "work")], capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
