@@ -46,7 +46,7 @@ def setting_options(fn):
                                             "--labels NAME trains on them (e.g. boot1, boot2).")
 @setting_options
 @click.option("--threads", type=int, default=0, help="Torch CPU threads (0 = torch's default).")
-@click.option("--device", default="cpu", help=DEVICE_HELP)
+@click.option("--device", default="auto", help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS),
               help="Label only these splits (repeatable) [default: every shard of the folder].")
