@@ -17,6 +17,7 @@ the card). Prints one line per validation set and the pooled verdict.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +88,9 @@ def main() -> None:
     ap.add_argument("--count-test", action="append", default=[], help="dccount --test globs (repeat).")
     args = ap.parse_args()
     out, valid = Path(args.out), labelled(args.valid, "--valid")
-    shipped = ship_mod.MODELS_DIR / f"{args.name}.pt"
+    # relative to the working folder, so that the commands recorded on the card and in the count head name no
+    # machine's absolute path
+    shipped = Path(os.path.relpath(ship_mod.MODELS_DIR / f"{args.name}.pt"))
     if args.checkpoint:
         step_valid(args, out, valid, shipped)
     if args.test:

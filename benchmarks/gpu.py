@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     ap.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget of the whole run")
     ap.add_argument("--model", default=str(ROOT / "models" / "any-bpd.pt"), help="the shipped model to continue")
-    ap.add_argument("--work", default="/tmp/gpu-work", help="scratch folder (replaced)")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "gpu-work"), help="scratch folder (replaced)")
     ap.add_argument("--batches", default=None, help="batch sizes of (b) [GPU: 8,16,32,64,128,256; CPU: 8]")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per measurement of (b) [GPU 20, CPU 2]")
     ap.add_argument("--render-processes", type=int, default=None,

@@ -2,7 +2,7 @@
 scored on mic 1 for shipped or trained models (the `Separator` API, K = 2 given), the oracle dominant-source (DS)
 mask and the spatial label masks of the mic pair.
 
-    python benchmarks/rir_benchmark.py --rirdb /work/rirdb/surrey-realroom-brirs [--mixtures 200] [--model fm2-bpd]
+    python benchmarks/rir_benchmark.py --rirdb <RealRoomBRIRs clone> [--mixtures 200] [--model fm2-bpd]
         [--model runs/x/best.pt] [--rooms Room_A,Anechoic] [--gender fm] [--seed 0] [--csv rir_benchmark.csv]
 
 Database: the University of Surrey real-room BRIRs (``benchmarks/rirdb.py``: layout, licence, how to get it). Mic 1
