@@ -230,11 +230,14 @@ def throughput(device: torch.device, batches: list[int], steps: int) -> list[dic
     return rows
 
 
-def wait_rendering(procs: list[subprocess.Popen], work: Path, deadline: float) -> None:
-    """Wait for the dcgen processes (at most until ``deadline``; stragglers are stopped: fewer mixtures)."""
-    for p in procs:
+def wait_rendering(procs: list[subprocess.Popen], work: Path, deadline: float,
+                   required: int = len(GENDERS) + 1) -> None:
+    """Wait for the dcgen processes: the first ``required`` (the validation sets and one training set, which (c) and
+    (d) cannot do without) to the end, the others at most until ``deadline`` (stragglers are stopped: fewer
+    mixtures)."""
+    for i, p in enumerate(procs):
         try:
-            p.wait(timeout=max(deadline - time.perf_counter(), 1))
+            p.wait(timeout=None if i < required else max(deadline - time.perf_counter(), 1))
         except subprocess.TimeoutExpired:
             p.terminate()
             p.wait()
